@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Runs every benchmark behind `./dev bench`. $1: the directory holding the binaries.
+set -euo pipefail
+BIN="$1"
+echo "no benchmarks yet"
