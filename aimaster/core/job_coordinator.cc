@@ -1,0 +1,447 @@
+#include "job_coordinator.h"
+
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace elasticbatch::aimaster {
+namespace {
+
+constexpr absl::Duration kRateWindow = absl::Seconds(30);
+constexpr absl::Duration kWorkerRateSample = absl::Seconds(1);
+constexpr double kEwmaAlpha = 0.3;
+
+std::string Seconds(absl::Duration d) {
+  return absl::StrFormat("%.1fs", absl::ToDoubleSeconds(d));
+}
+
+}  // namespace
+
+JobCoordinator::JobCoordinator(const Clock* clock, const ShardEnumerator* shards,
+                               Journal* journal, CoordinatorOptions options)
+    : clock_(clock),
+      shards_(shards),
+      journal_(journal),
+      options_(std::move(options)),
+      started_at_(clock->Now()),
+      table_(shards, ShardTableOptions{options_.max_attempts}),
+      next_session_((options_.epoch << 32) + 1) {}
+
+void JobCoordinator::RestoreCommitted(const CommitRecord& record) {
+  absl::MutexLock lock(&mu_);
+  if (record.shard_id < table_.total() && !table_.IsCommitted(record.shard_id)) {
+    table_.RestoreCommitted(record.shard_id);
+    committed_records_ += record.records;
+  }
+  MaybeEndLocked(clock_->Now());
+}
+
+void JobCoordinator::RestoreQuarantined(const QuarantineRecord& record) {
+  absl::MutexLock lock(&mu_);
+  table_.RestoreQuarantined(record.shard_id, record.errors);
+  MaybeEndLocked(clock_->Now());
+}
+
+std::string JobCoordinator::WorkerName(const WorkerIdentity& who) const {
+  return absl::StrCat("worker ", who.task_index, " (attempt ", who.attempt, ", pid ", who.pid,
+                      who.host.empty() ? "" : " on ", who.host, ")");
+}
+
+absl::StatusOr<JobCoordinator::Session*> JobCoordinator::LiveSession(SessionId id,
+                                                                     absl::Time now) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("unknown worker session ", id, ": register again"));
+  }
+  Session& s = it->second;
+  if (!s.ended_reason.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("session of ", WorkerName(s.who), " is over: ", s.ended_reason));
+  }
+  s.last_seen = now;
+  s.leases_expired = false;
+  return &s;
+}
+
+uint64_t JobCoordinator::JournalCommit(SessionId id, const PublishedShard& published,
+                                       absl::Time now) {
+  QueueRevocations(published.revoked);
+  if (!published.newly_committed) return 0;
+  Session& s = sessions_.at(id);
+  CommitRecord record = published.record;
+  record.task_index = s.who.task_index;
+  committed_records_ += record.records;
+  s.shards_committed += 1;
+  s.records_committed += record.records;
+  // Per-worker throughput: an EWMA over samples of at least a second, so that
+  // batched commits do not look infinitely fast.
+  if (!s.last_commit) s.last_commit = s.registered_at;
+  s.pending_shards_for_rate += 1;
+  s.pending_records_for_rate += record.records;
+  const absl::Duration dt = now - *s.last_commit;
+  if (dt >= kWorkerRateSample) {
+    const double secs = absl::ToDoubleSeconds(dt);
+    const double shard_rate = s.pending_shards_for_rate / secs;
+    const double record_rate = s.pending_records_for_rate / secs;
+    const bool first = s.shards_per_second == 0;
+    s.shards_per_second = first ? shard_rate
+                                : kEwmaAlpha * shard_rate + (1 - kEwmaAlpha) * s.shards_per_second;
+    s.records_per_second =
+        first ? record_rate
+              : kEwmaAlpha * record_rate + (1 - kEwmaAlpha) * s.records_per_second;
+    s.pending_shards_for_rate = 0;
+    s.pending_records_for_rate = 0;
+    s.last_commit = now;
+  }
+  return journal_ != nullptr ? journal_->AppendCommit(record) : 0;
+}
+
+uint64_t JobCoordinator::JournalFailures(const FailOutcome& outcome) {
+  QueueRevocations(outcome.revoked);
+  uint64_t seq = 0;
+  for (const QuarantineRecord& q : outcome.quarantined) {
+    if (journal_ != nullptr) seq = journal_->AppendQuarantine(q);
+  }
+  return seq;
+}
+
+void JobCoordinator::QueueRevocations(const std::vector<RevokedLease>& revoked) {
+  for (const RevokedLease& r : revoked) {
+    auto it = sessions_.find(r.session);
+    if (it == sessions_.end() || !it->second.ended_reason.empty()) continue;
+    it->second.pending.push_back(
+        {WorkerCommand::Kind::kCancelShard, r.lease, r.reason, false});
+  }
+}
+
+uint64_t JobCoordinator::ConfirmLocked(SessionId id, Session& s,
+                                       const std::vector<LeaseRef>& published,
+                                       absl::Time now) {
+  (void)s;
+  uint64_t seq = 0;
+  for (const LeaseRef& lease : published) {
+    absl::StatusOr<PublishedShard> p = table_.ConfirmPublished(id, lease, now);
+    // A confirmation for a lease that is gone is harmless: the shard was
+    // requeued and its redo overwrites the published file atomically.
+    if (p.ok()) seq = std::max(seq, JournalCommit(id, *p, now));
+  }
+  return seq;
+}
+
+void JobCoordinator::RecordProgressLocked(SessionId id, Session& s,
+                                          const std::vector<ProgressReport>& progress,
+                                          absl::Time now,
+                                          std::vector<WorkerCommand>* cancels) {
+  (void)s;
+  for (const ProgressReport& p : progress) {
+    absl::Status st = table_.RecordProgress(id, p.lease, p.records_done, p.units_done, now);
+    if (!st.ok() && cancels != nullptr) {
+      cancels->push_back(
+          {WorkerCommand::Kind::kCancelShard, p.lease, std::string(st.message()), false});
+    }
+  }
+}
+
+absl::StatusOr<Registration> JobCoordinator::Register(const WorkerIdentity& who,
+                                                      const std::vector<HeldLease>& held) {
+  if (who.task_type != "worker") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown task type '", who.task_type, "' (expected 'worker')"));
+  }
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  Registration reg;
+  uint64_t seq = 0;
+  if (auto old = live_by_index_.find(who.task_index); old != live_by_index_.end()) {
+    Session& prev = sessions_.at(old->second);
+    const bool same_process = prev.who.pid == who.pid && prev.who.host == who.host;
+    prev.ended_reason = absl::StrCat("superseded by a restart of ", WorkerName(who));
+    // A different process taking over means the old one died holding its shards.
+    FailOutcome released = table_.ReleaseSession(old->second, prev.ended_reason,
+                                                 /*count_as_failure=*/!same_process, now);
+    seq = std::max(seq, JournalFailures(released));
+    ++work_epoch_;
+  }
+  const SessionId id = next_session_++;
+  Session& s = sessions_[id];
+  s.who = who;
+  s.registered_at = now;
+  s.last_seen = now;
+  live_by_index_[who.task_index] = id;
+  reg.session = id;
+  for (const HeldLease& h : held) {
+    if (h.published) {
+      std::optional<PublishedShard> p = table_.AdoptPublished(id, h.lease, h.records, now);
+      if (p) {
+        seq = std::max(seq, JournalCommit(id, *p, now));
+      } else if (!table_.IsCommitted(h.lease.shard_id)) {
+        reg.refused.push_back(h.lease);
+      }
+    } else if (table_.Reclaim(id, h.lease, now)) {
+      reg.reclaimed.push_back(h.lease);
+    } else {
+      reg.refused.push_back(h.lease);
+    }
+  }
+  MaybeEndLocked(now);
+  reg.durable_seq = seq;
+  return reg;
+}
+
+absl::Duration JobCoordinator::RetryHintLocked() const {
+  std::optional<absl::Duration> median = table_.MedianShardTime();
+  if (!median) return absl::Milliseconds(250);
+  return std::clamp(*median / 4, absl::Milliseconds(50), absl::Seconds(2));
+}
+
+absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
+    SessionId session, uint32_t max_shards, const std::vector<LeaseRef>& published,
+    const std::vector<ProgressReport>& progress) {
+  if (max_shards == 0) return absl::InvalidArgumentError("max_shards must be at least 1");
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<Session*> s = LiveSession(session, now);
+  if (!s.ok()) return s.status();
+  AcquireResult result;
+  result.durable_seq = ConfirmLocked(session, **s, published, now);
+  RecordProgressLocked(session, **s, progress, now, nullptr);
+  MaybeEndLocked(now);
+  if (state_ != JobState::kRunning) {
+    result.outcome = AcquireOutcome::kEnd;
+    result.job_succeeded = state_ == JobState::kSucceeded;
+    result.end_reason = end_reason_;
+    (*s)->told_end = true;
+    return result;
+  }
+  std::vector<LeasedShard> leased = table_.Acquire(session, max_shards, now);
+  if (leased.empty() && options_.speculation && table_.LeaseCount(session) == 0) {
+    if (std::optional<uint64_t> straggler =
+            table_.PickStraggler(session, options_.speculation_multiplier, now)) {
+      leased.push_back(table_.LeaseDuplicate(*straggler, session, now));
+    }
+  }
+  if (leased.empty()) {
+    result.outcome = AcquireOutcome::kWait;
+    result.retry_after = RetryHintLocked();
+    return result;
+  }
+  result.outcome = AcquireOutcome::kShards;
+  for (LeasedShard& l : leased) {
+    const uint64_t id = l.shard.id;
+    result.shards.push_back({std::move(l), shards_->OutputName(id)});
+  }
+  return result;
+}
+
+absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
+    SessionId session, const std::vector<ProgressReport>& progress,
+    const std::vector<LeaseRef>& published) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<Session*> s = LiveSession(session, now);
+  if (!s.ok()) return s.status();
+  HeartbeatResult result;
+  result.durable_seq = ConfirmLocked(session, **s, published, now);
+  // ConfirmLocked may queue commands for this very session.
+  Session& me = sessions_.at(session);
+  RecordProgressLocked(session, me, progress, now, &result.commands);
+  for (WorkerCommand& c : me.pending) {
+    const bool duplicate = std::any_of(
+        result.commands.begin(), result.commands.end(),
+        [&](const WorkerCommand& x) { return x.kind == c.kind && x.lease == c.lease; });
+    if (!duplicate) result.commands.push_back(std::move(c));
+  }
+  me.pending.clear();
+  MaybeEndLocked(now);
+  if (state_ != JobState::kRunning) {
+    result.commands.push_back({WorkerCommand::Kind::kStop, {}, end_reason_,
+                               state_ == JobState::kSucceeded});
+    me.told_end = true;
+  }
+  return result;
+}
+
+absl::StatusOr<CommitResults> JobCoordinator::Commit(SessionId session,
+                                                     const std::vector<CommitRequest>& commits,
+                                                     const std::vector<LeaseRef>& published) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<Session*> s = LiveSession(session, now);
+  if (!s.ok()) return s.status();
+  CommitResults out;
+  out.durable_seq = ConfirmLocked(session, **s, published, now);
+  for (const CommitRequest& c : commits) {
+    CommitOutcome o = table_.RequestCommit(session, c.lease, c.records, now);
+    out.results.push_back({c.lease, o.decision, std::move(o.reason)});
+  }
+  MaybeEndLocked(now);
+  return out;
+}
+
+absl::StatusOr<FailResult> JobCoordinator::Fail(SessionId session, LeaseRef lease,
+                                                const std::string& error) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<Session*> s = LiveSession(session, now);
+  if (!s.ok()) return s.status();
+  const std::string attributed = absl::StrCat(WorkerName((*s)->who), ": ", error);
+  absl::StatusOr<FailOutcome> outcome = table_.Fail(session, lease, attributed, now);
+  if (!outcome.ok()) return outcome.status();
+  FailResult result;
+  result.quarantined = !outcome->quarantined.empty();
+  result.failures = outcome->failures;
+  result.durable_seq = JournalFailures(*outcome);
+  ++work_epoch_;
+  MaybeEndLocked(now);
+  return result;
+}
+
+uint64_t JobCoordinator::Tick() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  uint64_t seq = 0;
+  for (auto& [id, s] : sessions_) {
+    if (!s.ended_reason.empty() || s.leases_expired) continue;
+    if (now - s.last_seen <= options_.lease_timeout) continue;
+    s.leases_expired = true;
+    if (table_.LeaseCount(id) == 0) continue;
+    const std::string reason =
+        absl::StrCat("expired: no call from ", WorkerName(s.who), " for ",
+                     Seconds(now - s.last_seen), " (lease timeout ",
+                     Seconds(options_.lease_timeout), ")");
+    FailOutcome released = table_.ReleaseSession(id, reason, /*count_as_failure=*/true, now);
+    seq = std::max(seq, JournalFailures(released));
+    ++work_epoch_;
+  }
+  rate_samples_.push_back({now, table_.committed(), committed_records_});
+  while (rate_samples_.size() > 2 && now - rate_samples_.front().at > kRateWindow) {
+    rate_samples_.pop_front();
+  }
+  MaybeEndLocked(now);
+  return seq;
+}
+
+void JobCoordinator::Stop(const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  MaybeEndLocked(now);
+  if (state_ == JobState::kRunning) EndLocked(JobState::kFailed, "stopped: " + reason, now);
+}
+
+void JobCoordinator::MaybeEndLocked(absl::Time now) {
+  if (state_ != JobState::kRunning) return;
+  if (table_.quarantined() > options_.max_failed_shards) {
+    EndLocked(JobState::kFailed,
+              absl::StrCat(table_.quarantined(), " shard(s) quarantined, more than --max-failed-shards=",
+                           options_.max_failed_shards),
+              now);
+  } else if (table_.finished()) {
+    EndLocked(JobState::kSucceeded,
+              table_.quarantined() == 0
+                  ? "all shards committed"
+                  : absl::StrCat("all shards done, ", table_.quarantined(),
+                                 " quarantined (within --max-failed-shards)"),
+              now);
+  }
+}
+
+void JobCoordinator::EndLocked(JobState state, const std::string& reason, absl::Time now) {
+  (void)now;
+  state_ = state;
+  end_reason_ = reason;
+  ++work_epoch_;
+}
+
+JobProgress JobCoordinator::Progress() const {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  JobProgress p;
+  p.state = state_;
+  p.reason = end_reason_;
+  p.total_shards = table_.total();
+  p.committed_shards = table_.committed();
+  p.quarantined_shards = table_.quarantined();
+  p.leased_shards = table_.leased_shards();
+  p.pending_shards = table_.pending();
+  p.speculative_leases = table_.speculative_leases();
+  p.committed_records = committed_records_;
+  p.elapsed = now - started_at_;
+  if (rate_samples_.size() >= 2) {
+    const RateSample& a = rate_samples_.front();
+    const RateSample& b = rate_samples_.back();
+    const double secs = absl::ToDoubleSeconds(b.at - a.at);
+    if (secs > 0) {
+      p.shards_per_second = static_cast<double>(b.shards - a.shards) / secs;
+      p.records_per_second = static_cast<double>(b.records - a.records) / secs;
+    }
+  }
+  const uint64_t left = p.total_shards - p.committed_shards - p.quarantined_shards;
+  if (left == 0) {
+    p.eta = absl::ZeroDuration();
+  } else if (p.shards_per_second > 0) {
+    p.eta = absl::Seconds(static_cast<double>(left) / p.shards_per_second);
+  }
+  p.live_sessions = static_cast<uint32_t>(live_by_index_.size());
+  return p;
+}
+
+std::vector<SessionInfo> JobCoordinator::Sessions() const {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  std::vector<SessionInfo> out;
+  for (const auto& [id, s] : sessions_) {
+    SessionInfo info;
+    info.session = id;
+    info.who = s.who;
+    info.live = s.ended_reason.empty();
+    info.ended_reason = s.ended_reason;
+    info.registered_at = s.registered_at;
+    info.last_seen = now - s.last_seen;
+    info.leases_held = static_cast<uint32_t>(table_.LeaseCount(id));
+    info.shards_committed = s.shards_committed;
+    info.records_committed = s.records_committed;
+    info.records_per_second = s.records_per_second;
+    info.shards_per_second = s.shards_per_second;
+    out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SessionInfo& a, const SessionInfo& b) { return a.session < b.session; });
+  return out;
+}
+
+std::vector<ShardSnapshot> JobCoordinator::Shards(bool quarantined_only, size_t limit,
+                                                  bool* truncated) const {
+  absl::MutexLock lock(&mu_);
+  return table_.Snapshot(quarantined_only, limit, clock_->Now(), truncated);
+}
+
+std::optional<WorkerIdentity> JobCoordinator::SessionIdentity(SessionId session) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return std::nullopt;
+  return it->second.who;
+}
+
+bool JobCoordinator::ended() const {
+  absl::MutexLock lock(&mu_);
+  return state_ != JobState::kRunning;
+}
+
+uint64_t JobCoordinator::work_epoch() const {
+  absl::MutexLock lock(&mu_);
+  return work_epoch_;
+}
+
+bool JobCoordinator::AllSessionsToldEnd() const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [index, id] : live_by_index_) {
+    const Session& s = sessions_.at(id);
+    if (!s.told_end && !s.leases_expired) return false;
+  }
+  return true;
+}
+
+}  // namespace elasticbatch::aimaster

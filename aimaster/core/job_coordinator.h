@@ -1,0 +1,285 @@
+// JobCoordinator: the AIMaster's brain. It owns the ShardTable, the worker
+// sessions and the journal, and answers every worker call; the gRPC layer only
+// converts messages.
+//
+// Durability: a call that commits or quarantines shards appends to the journal
+// and returns the journal sequence (`durable_seq`) that must be synced before
+// the caller answers; Journal::Sync(seq) does that (group commit).
+//
+//   JobCoordinator coordinator(&clock, &shards, journal.get(), options);
+//   auto reg = coordinator.Register({.task_type = "worker", .task_index = 3});
+//   auto got = coordinator.Acquire(reg->session, 16, {}, {});
+//   ... journal->Sync(got->durable_seq) before answering ...
+//
+// Thread-safe: one mutex serialises all state; no call blocks on I/O.
+#ifndef ELASTICBATCH_AIMASTER_CORE_JOB_COORDINATOR_H_
+#define ELASTICBATCH_AIMASTER_CORE_JOB_COORDINATOR_H_
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "clock.h"
+#include "journal.h"
+#include "shard_enumerator.h"
+#include "shard_table.h"
+
+namespace elasticbatch::aimaster {
+
+struct CoordinatorOptions {
+  // A session silent this long loses its leases (they are requeued). Default: 30s.
+  absl::Duration lease_timeout = absl::Seconds(30);
+  // How often workers should heartbeat. Default: 2s.
+  absl::Duration heartbeat_interval = absl::Seconds(2);
+  // Failures after which a shard is quarantined. Default: 3.
+  uint32_t max_attempts = 3;
+  // Quarantined shards the job tolerates before it fails. Default: 0.
+  uint64_t max_failed_shards = 0;
+  // Duplicate a straggler's shard when it would take longer than this multiple
+  // of the median shard time. Default: 3.
+  double speculation_multiplier = 3.0;
+  bool speculation = true;
+  // Identifies the job in status and registration answers.
+  std::string job_id = "elasticbatch";
+  std::string input_channel = "data";
+  std::string output_channel = "output";
+  // Session ids start at epoch << 32, so ids of earlier master runs are unknown.
+  uint64_t epoch = 1;
+};
+
+struct WorkerIdentity {
+  std::string task_type = "worker";
+  uint32_t task_index = 0;
+  uint32_t attempt = 0;
+  std::string host;
+  int32_t pid = 0;
+};
+
+struct HeldLease {
+  LeaseRef lease;
+  bool published = false;
+  uint64_t records = 0;
+};
+
+struct Registration {
+  SessionId session = 0;
+  std::vector<LeaseRef> reclaimed;
+  std::vector<LeaseRef> refused;
+  uint64_t durable_seq = 0;
+};
+
+struct ProgressReport {
+  LeaseRef lease;
+  uint64_t records_done = 0;
+  uint64_t units_done = 0;
+};
+
+// A shard as handed to a worker.
+struct GrantedShard {
+  LeasedShard leased;
+  std::string output_name;
+};
+
+enum class AcquireOutcome { kShards, kWait, kEnd };
+
+struct AcquireResult {
+  AcquireOutcome outcome = AcquireOutcome::kWait;
+  std::vector<GrantedShard> shards;
+  absl::Duration retry_after;
+  bool job_succeeded = false;
+  std::string end_reason;
+  uint64_t durable_seq = 0;
+};
+
+struct WorkerCommand {
+  enum class Kind { kCancelShard, kStop };
+  Kind kind = Kind::kCancelShard;
+  LeaseRef lease;
+  std::string reason;
+  bool job_finished = false;
+};
+
+struct HeartbeatResult {
+  std::vector<WorkerCommand> commands;
+  uint64_t durable_seq = 0;
+};
+
+struct CommitRequest {
+  LeaseRef lease;
+  uint64_t records = 0;
+};
+
+struct CommitResult {
+  LeaseRef lease;
+  CommitDecision decision = CommitDecision::kLeaseLost;
+  std::string reason;
+};
+
+struct CommitResults {
+  std::vector<CommitResult> results;
+  uint64_t durable_seq = 0;
+};
+
+struct FailResult {
+  bool quarantined = false;
+  uint32_t failures = 0;
+  uint64_t durable_seq = 0;
+};
+
+enum class JobState { kRunning, kSucceeded, kFailed };
+
+struct JobProgress {
+  JobState state = JobState::kRunning;
+  std::string reason;
+  uint64_t total_shards = 0;
+  uint64_t committed_shards = 0;
+  uint64_t quarantined_shards = 0;
+  uint64_t leased_shards = 0;
+  uint64_t pending_shards = 0;
+  uint64_t speculative_leases = 0;
+  uint64_t committed_records = 0;
+  double records_per_second = 0;
+  double shards_per_second = 0;
+  std::optional<absl::Duration> eta;
+  absl::Duration elapsed;
+  uint32_t live_sessions = 0;
+};
+
+struct SessionInfo {
+  SessionId session = 0;
+  WorkerIdentity who;
+  bool live = false;
+  std::string ended_reason;
+  absl::Time registered_at;
+  absl::Duration last_seen;
+  uint32_t leases_held = 0;
+  uint64_t shards_committed = 0;
+  uint64_t records_committed = 0;
+  double records_per_second = 0;
+  double shards_per_second = 0;
+};
+
+class JobCoordinator {
+ public:
+  // `shards`, `journal` and `clock` must outlive the coordinator. Replays
+  // nothing itself: restore the table with Restore*() before serving.
+  JobCoordinator(const Clock* clock, const ShardEnumerator* shards, Journal* journal,
+                 CoordinatorOptions options);
+
+  // Replay of the journal (before serving).
+  void RestoreCommitted(const CommitRecord& record);
+  void RestoreQuarantined(const QuarantineRecord& record);
+
+  // INVALID_ARGUMENT: unknown task type.
+  absl::StatusOr<Registration> Register(const WorkerIdentity& who,
+                                        const std::vector<HeldLease>& held);
+  // NOT_FOUND: unknown session; FAILED_PRECONDITION: session ended;
+  // INVALID_ARGUMENT: max_shards == 0.
+  absl::StatusOr<AcquireResult> Acquire(SessionId session, uint32_t max_shards,
+                                        const std::vector<LeaseRef>& published,
+                                        const std::vector<ProgressReport>& progress);
+  absl::StatusOr<HeartbeatResult> Heartbeat(SessionId session,
+                                            const std::vector<ProgressReport>& progress,
+                                            const std::vector<LeaseRef>& published);
+  absl::StatusOr<CommitResults> Commit(SessionId session,
+                                       const std::vector<CommitRequest>& commits,
+                                       const std::vector<LeaseRef>& published);
+  // FAILED_PRECONDITION: the lease is not current (the message says why).
+  absl::StatusOr<FailResult> Fail(SessionId session, LeaseRef lease, const std::string& error);
+
+  // Periodic work: lease expiry, rate sampling. Returns the journal sequence
+  // to sync (0 when nothing was journalled).
+  uint64_t Tick();
+
+  // Ends the job now (idempotent): failed with `reason` unless all data is done.
+  void Stop(const std::string& reason);
+
+  JobProgress Progress() const;
+  std::vector<SessionInfo> Sessions() const;
+  std::vector<ShardSnapshot> Shards(bool quarantined_only, size_t limit,
+                                    bool* truncated) const;
+  // Session -> task index and attempt, for naming leases in snapshots.
+  std::optional<WorkerIdentity> SessionIdentity(SessionId session) const;
+
+  bool ended() const;
+  // Increases whenever shards may have become available or the job ended;
+  // long-polling acquires retry when it changes.
+  uint64_t work_epoch() const;
+  // True once every live session has been told the job ended (END or STOP).
+  bool AllSessionsToldEnd() const;
+  const CoordinatorOptions& options() const { return options_; }
+
+ private:
+  struct Session {
+    WorkerIdentity who;
+    absl::Time registered_at;
+    absl::Time last_seen;
+    // Non-empty once the session is over (superseded); its calls then fail.
+    std::string ended_reason;
+    bool leases_expired = false;
+    bool told_end = false;
+    std::vector<WorkerCommand> pending;
+    uint64_t shards_committed = 0;
+    uint64_t records_committed = 0;
+    double records_per_second = 0;
+    double shards_per_second = 0;
+    // Commits since the last throughput sample.
+    std::optional<absl::Time> last_commit;
+    uint64_t pending_shards_for_rate = 0;
+    uint64_t pending_records_for_rate = 0;
+  };
+
+  absl::StatusOr<Session*> LiveSession(SessionId id, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Confirms published leases; returns the journal sequence to sync.
+  uint64_t ConfirmLocked(SessionId id, Session& s, const std::vector<LeaseRef>& published,
+                         absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t JournalCommit(SessionId id, const PublishedShard& published, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t JournalFailures(const FailOutcome& outcome) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void QueueRevocations(const std::vector<RevokedLease>& revoked)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordProgressLocked(SessionId id, Session& s,
+                            const std::vector<ProgressReport>& progress, absl::Time now,
+                            std::vector<WorkerCommand>* cancels)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeEndLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndLocked(JobState state, const std::string& reason, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration RetryHintLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string WorkerName(const WorkerIdentity& who) const;
+
+  const Clock* const clock_;
+  const ShardEnumerator* const shards_;
+  Journal* const journal_;
+  const CoordinatorOptions options_;
+  const absl::Time started_at_;
+
+  mutable absl::Mutex mu_;
+  ShardTable table_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<SessionId, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint32_t, SessionId> live_by_index_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_session_ ABSL_GUARDED_BY(mu_);
+  JobState state_ ABSL_GUARDED_BY(mu_) = JobState::kRunning;
+  std::string end_reason_ ABSL_GUARDED_BY(mu_);
+  uint64_t committed_records_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t work_epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  // (time, committed shards, committed records) samples for job-level rates.
+  struct RateSample {
+    absl::Time at;
+    uint64_t shards;
+    uint64_t records;
+  };
+  std::deque<RateSample> rate_samples_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace elasticbatch::aimaster
+
+#endif  // ELASTICBATCH_AIMASTER_CORE_JOB_COORDINATOR_H_

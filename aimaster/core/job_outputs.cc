@@ -1,0 +1,132 @@
+#include "job_outputs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "journal.h"
+
+namespace elasticbatch::aimaster {
+namespace {
+
+absl::Status Errno(const std::string& what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", strerror(errno)));
+}
+
+// Streams lines into a temporary file, then publishes it with rename.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+    file_ = std::fopen(tmp_.c_str(), "w");
+  }
+  ~AtomicFileWriter() {
+    if (file_ != nullptr) {
+      std::fclose(file_);
+      std::remove(tmp_.c_str());
+    }
+  }
+  bool ok() const { return file_ != nullptr; }
+  void Write(const std::string& s) {
+    if (file_ != nullptr && std::fwrite(s.data(), 1, s.size(), file_) != s.size()) failed_ = true;
+  }
+  absl::Status Publish() {
+    if (file_ == nullptr) return Errno("cannot create", tmp_);
+    if (failed_ || std::fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
+      return Errno("cannot write", tmp_);
+    }
+    std::fclose(file_);
+    file_ = nullptr;
+    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) return Errno("cannot publish", path_);
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string path_;
+  std::string tmp_;
+  std::FILE* file_ = nullptr;
+  bool failed_ = false;
+};
+
+std::string SourceName(const std::string& channel, const std::string& source) {
+  return source.empty() ? channel : absl::StrCat(channel, "/", source);
+}
+
+}  // namespace
+
+std::string JsonQuote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out += "\"";
+  return out;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& content) {
+  AtomicFileWriter w(path);
+  w.Write(content);
+  return w.Publish();
+}
+
+absl::Status WriteJobOutputs(const std::string& output_dir, const std::string& state_dir,
+                             const ShardEnumerator& shards, const std::string& input_channel,
+                             bool succeeded, const std::string& reason) {
+  const char* unit = shards.unit() == ShardUnit::kBytes ? "bytes" : "records";
+  AtomicFileWriter manifest(output_dir + "/_manifest.jsonl");
+  AtomicFileWriter quarantine(output_dir + "/_quarantine.jsonl");
+  std::vector<bool> seen(shards.shard_count(), false);
+  JournalReplay replay;
+  replay.on_commit = [&](const CommitRecord& c) {
+    if (c.shard_id >= seen.size() || seen[c.shard_id]) return;
+    seen[c.shard_id] = true;
+    const ShardDescriptor d = shards.Describe(c.shard_id);
+    manifest.Write(absl::StrFormat(
+        "{\"shard\":%d,\"source\":%s,\"begin\":%d,\"end\":%d,\"unit\":\"%s\",\"output\":%s,"
+        "\"records\":%d,\"attempt\":%d,\"worker\":%d}\n",
+        c.shard_id, JsonQuote(SourceName(input_channel, *d.source)), d.begin, d.end, unit,
+        JsonQuote(shards.OutputName(c.shard_id)), c.records, c.attempt, c.task_index));
+  };
+  replay.on_quarantine = [&](const QuarantineRecord& q) {
+    if (q.shard_id >= seen.size()) return;
+    const ShardDescriptor d = shards.Describe(q.shard_id);
+    std::string errors;
+    for (const std::string& e : q.errors) absl::StrAppend(&errors, errors.empty() ? "" : ",", JsonQuote(e));
+    quarantine.Write(absl::StrFormat(
+        "{\"shard\":%d,\"source\":%s,\"begin\":%d,\"end\":%d,\"unit\":\"%s\",\"failures\":%d,"
+        "\"errors\":[%s]}\n",
+        q.shard_id, JsonQuote(SourceName(input_channel, *d.source)), d.begin, d.end, unit,
+        q.errors.size(), errors));
+  };
+  if (absl::Status s = Journal::Read(state_dir, replay); !s.ok()) return s;
+  if (absl::Status s = manifest.Publish(); !s.ok()) return s;
+  if (absl::Status s = quarantine.Publish(); !s.ok()) return s;
+  std::error_code ec;
+  if (succeeded) {
+    std::filesystem::remove_all(absl::StrCat(output_dir, "/", kStagingDirName), ec);
+    std::filesystem::remove(output_dir + "/_FAILED", ec);
+    return WriteFileAtomically(output_dir + "/_SUCCESS", "");
+  }
+  std::filesystem::remove(output_dir + "/_SUCCESS", ec);
+  return WriteFileAtomically(output_dir + "/_FAILED", reason + "\n");
+}
+
+}  // namespace elasticbatch::aimaster

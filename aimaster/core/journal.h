@@ -1,0 +1,115 @@
+// Durable progress: an append-only, checksummed log of commits and quarantines
+// in the state directory, written with group-committed fsync.
+//
+// Record framing: u32 payload length, u32 CRC-32C of (type, payload), u8 type,
+// payload (varints). The first record is a header naming the job layout; a
+// journal written for another layout is refused. On open, a torn or corrupt
+// tail (a crash mid-append) is cut off and the rest is replayed.
+//
+//   JournalReplay replay;
+//   replay.on_commit = [&](const CommitRecord& c) { table.RestoreCommitted(...); };
+//   auto journal = Journal::Open(dir, header, replay);
+//   uint64_t seq = (*journal)->AppendCommit(record);   // cheap, in memory
+//   absl::Status s = (*journal)->Sync(seq);            // durable when OK
+//
+// Thread-safe. Concurrent Sync() calls coalesce: one caller writes and fsyncs
+// everything appended so far while the others wait for it.
+#ifndef ELASTICBATCH_AIMASTER_CORE_JOURNAL_H_
+#define ELASTICBATCH_AIMASTER_CORE_JOURNAL_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace elasticbatch::aimaster {
+
+struct JournalHeader {
+  // ShardEnumerator::fingerprint() of the job's layout.
+  uint64_t layout_fingerprint = 0;
+  uint64_t total_shards = 0;
+};
+
+struct CommitRecord {
+  uint64_t shard_id = 0;
+  uint32_t attempt = 0;
+  uint64_t records = 0;
+  uint32_t task_index = 0;
+};
+
+struct QuarantineRecord {
+  uint64_t shard_id = 0;
+  std::vector<std::string> errors;
+};
+
+struct JournalReplay {
+  std::function<void(const CommitRecord&)> on_commit;
+  std::function<void(const QuarantineRecord&)> on_quarantine;
+};
+
+struct JournalStats {
+  uint64_t commits = 0;
+  uint64_t quarantines = 0;
+  // How many times a master opened this journal before (0 for a new job).
+  uint64_t previous_opens = 0;
+  // Bytes of torn tail cut off on open.
+  uint64_t truncated_bytes = 0;
+};
+
+class Journal {
+ public:
+  // Opens or creates `dir`/journal, takes an exclusive lock on the directory
+  // (FAILED_PRECONDITION when another master holds it), checks the header
+  // against `header` (FAILED_PRECONDITION on mismatch) and replays every intact
+  // record through `replay`.
+  static absl::StatusOr<std::unique_ptr<Journal>> Open(const std::string& dir,
+                                                       const JournalHeader& header,
+                                                       const JournalReplay& replay);
+  // Reads a journal without opening it for writing (for manifests and tools).
+  static absl::Status Read(const std::string& dir, const JournalReplay& replay,
+                           JournalStats* stats = nullptr);
+
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Buffer one record in memory; returns its sequence number for Sync().
+  uint64_t AppendCommit(const CommitRecord& record);
+  uint64_t AppendQuarantine(const QuarantineRecord& record);
+
+  // Returns once every record up to `seq` is on disk (written and fdatasync'ed).
+  // A write or sync failure is sticky: every later call returns it.
+  absl::Status Sync(uint64_t seq);
+  absl::Status SyncAll();
+
+  const JournalStats& replay_stats() const { return replay_stats_; }
+  std::string path() const { return path_; }
+
+ private:
+  Journal() = default;
+  uint64_t AppendLocked(char type, const std::string& payload)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::string dir_;
+  std::string path_;
+  int fd_ = -1;
+  int lock_fd_ = -1;
+  JournalStats replay_stats_;
+
+  absl::Mutex mu_;
+  std::string pending_ ABSL_GUARDED_BY(mu_);
+  uint64_t appended_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool syncing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace elasticbatch::aimaster
+
+#endif  // ELASTICBATCH_AIMASTER_CORE_JOURNAL_H_
