@@ -2,9 +2,14 @@
 #include <iostream>
 #include <string>
 
-#include "absl/strings/str_join.h"
+#include "absl/flags/declare.h"
 #include "command_line.h"
+#include "commands.h"
 #include "logging.h"
+#include "signal_watcher.h"
+
+ABSL_DECLARE_FLAG(std::vector<std::string>, input);
+ABSL_DECLARE_FLAG(std::vector<std::string>, output);
 
 namespace {
 
@@ -13,15 +18,27 @@ constexpr char kUsage[] =
 offline inference.
 
 Usage:
-  aimaster help              show this help
-  aimaster version           print the version
+  aimaster serve --input CH=PATH --output CH=PATH [flags]
+      Standalone master: shards the input and serves workers on --port until
+      all data is done; exits 0 when the job succeeded, 1 when it failed.
+      The first line of output is "listening on HOST:PORT".
+  aimaster status [--addr HOST:PORT] [--shards]
+      Progress, workers and (with --shards) active and quarantined shards.
+  aimaster stop [--addr HOST:PORT] [--reason TEXT]
+      Ends a running job now; it fails with the reason unless all data is done.
+  aimaster version | help
+
+Exit codes: 0 success, 1 job failed or master unreachable, 2 configuration error.
 
 Flags:
 )";
 
 int Main(int argc, char** argv) {
   namespace cli = elasticbatch::cli;
+  cli::BlockTerminationSignals();
   cli::CommandLineParser parser;
+  parser.AddRepeated(&FLAGS_input);
+  parser.AddRepeated(&FLAGS_output);
   absl::StatusOr<cli::ParsedCommandLine> parsed = parser.Parse(argc, argv);
   if (!parsed.ok()) return cli::ReportUsageError("aimaster", parsed.status());
   const std::string command = parsed->positional.empty() ? "help" : parsed->positional[0];
@@ -37,6 +54,9 @@ int Main(int argc, char** argv) {
     std::cout << "aimaster " << ELASTICBATCH_VERSION << "\n";
     return cli::kExitOk;
   }
+  if (command == "serve") return elasticbatch::aimaster::ServeCommand(*parsed);
+  if (command == "status") return elasticbatch::aimaster::StatusCommand(*parsed);
+  if (command == "stop") return elasticbatch::aimaster::StopCommand(*parsed);
   return cli::ReportUsageError("aimaster",
                                absl::InvalidArgumentError("unknown command '" + command +
                                                           "' (see aimaster --help)"));

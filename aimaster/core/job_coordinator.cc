@@ -45,8 +45,8 @@ void JobCoordinator::RestoreQuarantined(const QuarantineRecord& record) {
 }
 
 std::string JobCoordinator::WorkerName(const WorkerIdentity& who) const {
-  return absl::StrCat("worker ", who.task_index, " (attempt ", who.attempt, ", pid ", who.pid,
-                      who.host.empty() ? "" : " on ", who.host, ")");
+  return absl::StrCat("worker ", who.task_index, " (attempt ", who.attempt, ", pid ",
+                      who.pid, who.host.empty() ? "" : " on ", who.host, ")");
 }
 
 absl::StatusOr<JobCoordinator::Session*> JobCoordinator::LiveSession(SessionId id,
@@ -87,8 +87,9 @@ uint64_t JobCoordinator::JournalCommit(SessionId id, const PublishedShard& publi
     const double shard_rate = s.pending_shards_for_rate / secs;
     const double record_rate = s.pending_records_for_rate / secs;
     const bool first = s.shards_per_second == 0;
-    s.shards_per_second = first ? shard_rate
-                                : kEwmaAlpha * shard_rate + (1 - kEwmaAlpha) * s.shards_per_second;
+    s.shards_per_second =
+        first ? shard_rate
+              : kEwmaAlpha * shard_rate + (1 - kEwmaAlpha) * s.shards_per_second;
     s.records_per_second =
         first ? record_rate
               : kEwmaAlpha * record_rate + (1 - kEwmaAlpha) * s.records_per_second;
@@ -137,7 +138,8 @@ void JobCoordinator::RecordProgressLocked(SessionId id, Session& s,
                                           std::vector<WorkerCommand>* cancels) {
   (void)s;
   for (const ProgressReport& p : progress) {
-    absl::Status st = table_.RecordProgress(id, p.lease, p.records_done, p.units_done, now);
+    absl::Status st =
+        table_.RecordProgress(id, p.lease, p.records_done, p.units_done, now);
     if (!st.ok() && cancels != nullptr) {
       cancels->push_back(
           {WorkerCommand::Kind::kCancelShard, p.lease, std::string(st.message()), false});
@@ -145,8 +147,8 @@ void JobCoordinator::RecordProgressLocked(SessionId id, Session& s,
   }
 }
 
-absl::StatusOr<Registration> JobCoordinator::Register(const WorkerIdentity& who,
-                                                      const std::vector<HeldLease>& held) {
+absl::StatusOr<Registration> JobCoordinator::Register(
+    const WorkerIdentity& who, const std::vector<HeldLease>& held) {
   if (who.task_type != "worker") {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown task type '", who.task_type, "' (expected 'worker')"));
@@ -174,7 +176,8 @@ absl::StatusOr<Registration> JobCoordinator::Register(const WorkerIdentity& who,
   reg.session = id;
   for (const HeldLease& h : held) {
     if (h.published) {
-      std::optional<PublishedShard> p = table_.AdoptPublished(id, h.lease, h.records, now);
+      std::optional<PublishedShard> p =
+          table_.AdoptPublished(id, h.lease, h.records, now);
       if (p) {
         seq = std::max(seq, JournalCommit(id, *p, now));
       } else if (!table_.IsCommitted(h.lease.shard_id)) {
@@ -244,10 +247,12 @@ absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
   absl::StatusOr<Session*> s = LiveSession(session, now);
   if (!s.ok()) return s.status();
   HeartbeatResult result;
+  // Progress first: a lease confirmed in this very call is current until then
+  // and must not be answered with CANCEL_SHARD.
+  RecordProgressLocked(session, **s, progress, now, &result.commands);
   result.durable_seq = ConfirmLocked(session, **s, published, now);
   // ConfirmLocked may queue commands for this very session.
   Session& me = sessions_.at(session);
-  RecordProgressLocked(session, me, progress, now, &result.commands);
   for (WorkerCommand& c : me.pending) {
     const bool duplicate = std::any_of(
         result.commands.begin(), result.commands.end(),
@@ -257,16 +262,16 @@ absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
   me.pending.clear();
   MaybeEndLocked(now);
   if (state_ != JobState::kRunning) {
-    result.commands.push_back({WorkerCommand::Kind::kStop, {}, end_reason_,
-                               state_ == JobState::kSucceeded});
+    result.commands.push_back(
+        {WorkerCommand::Kind::kStop, {}, end_reason_, state_ == JobState::kSucceeded});
     me.told_end = true;
   }
   return result;
 }
 
-absl::StatusOr<CommitResults> JobCoordinator::Commit(SessionId session,
-                                                     const std::vector<CommitRequest>& commits,
-                                                     const std::vector<LeaseRef>& published) {
+absl::StatusOr<CommitResults> JobCoordinator::Commit(
+    SessionId session, const std::vector<CommitRequest>& commits,
+    const std::vector<LeaseRef>& published) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   absl::StatusOr<Session*> s = LiveSession(session, now);
@@ -308,11 +313,11 @@ uint64_t JobCoordinator::Tick() {
     if (now - s.last_seen <= options_.lease_timeout) continue;
     s.leases_expired = true;
     if (table_.LeaseCount(id) == 0) continue;
-    const std::string reason =
-        absl::StrCat("expired: no call from ", WorkerName(s.who), " for ",
-                     Seconds(now - s.last_seen), " (lease timeout ",
-                     Seconds(options_.lease_timeout), ")");
-    FailOutcome released = table_.ReleaseSession(id, reason, /*count_as_failure=*/true, now);
+    const std::string reason = absl::StrCat(
+        "expired: no call from ", WorkerName(s.who), " for ", Seconds(now - s.last_seen),
+        " (lease timeout ", Seconds(options_.lease_timeout), ")");
+    FailOutcome released =
+        table_.ReleaseSession(id, reason, /*count_as_failure=*/true, now);
     seq = std::max(seq, JournalFailures(released));
     ++work_epoch_;
   }
@@ -328,14 +333,16 @@ void JobCoordinator::Stop(const std::string& reason) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   MaybeEndLocked(now);
-  if (state_ == JobState::kRunning) EndLocked(JobState::kFailed, "stopped: " + reason, now);
+  if (state_ == JobState::kRunning)
+    EndLocked(JobState::kFailed, "stopped: " + reason, now);
 }
 
 void JobCoordinator::MaybeEndLocked(absl::Time now) {
   if (state_ != JobState::kRunning) return;
   if (table_.quarantined() > options_.max_failed_shards) {
     EndLocked(JobState::kFailed,
-              absl::StrCat(table_.quarantined(), " shard(s) quarantined, more than --max-failed-shards=",
+              absl::StrCat(table_.quarantined(),
+                           " shard(s) quarantined, more than --max-failed-shards=",
                            options_.max_failed_shards),
               now);
   } else if (table_.finished()) {
@@ -348,7 +355,8 @@ void JobCoordinator::MaybeEndLocked(absl::Time now) {
   }
 }
 
-void JobCoordinator::EndLocked(JobState state, const std::string& reason, absl::Time now) {
+void JobCoordinator::EndLocked(JobState state, const std::string& reason,
+                               absl::Time now) {
   (void)now;
   state_ = state;
   end_reason_ = reason;
@@ -407,8 +415,9 @@ std::vector<SessionInfo> JobCoordinator::Sessions() const {
     info.shards_per_second = s.shards_per_second;
     out.push_back(std::move(info));
   }
-  std::sort(out.begin(), out.end(),
-            [](const SessionInfo& a, const SessionInfo& b) { return a.session < b.session; });
+  std::sort(out.begin(), out.end(), [](const SessionInfo& a, const SessionInfo& b) {
+    return a.session < b.session;
+  });
   return out;
 }
 

@@ -23,7 +23,8 @@ absl::Status Errno(const std::string& what, const std::string& path) {
 // Streams lines into a temporary file, then publishes it with rename.
 class AtomicFileWriter {
  public:
-  explicit AtomicFileWriter(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+  explicit AtomicFileWriter(std::string path)
+      : path_(std::move(path)), tmp_(path_ + ".tmp") {
     file_ = std::fopen(tmp_.c_str(), "w");
   }
   ~AtomicFileWriter() {
@@ -34,7 +35,8 @@ class AtomicFileWriter {
   }
   bool ok() const { return file_ != nullptr; }
   void Write(const std::string& s) {
-    if (file_ != nullptr && std::fwrite(s.data(), 1, s.size(), file_) != s.size()) failed_ = true;
+    if (file_ != nullptr && std::fwrite(s.data(), 1, s.size(), file_) != s.size())
+      failed_ = true;
   }
   absl::Status Publish() {
     if (file_ == nullptr) return Errno("cannot create", tmp_);
@@ -43,7 +45,8 @@ class AtomicFileWriter {
     }
     std::fclose(file_);
     file_ = nullptr;
-    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) return Errno("cannot publish", path_);
+    if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
+      return Errno("cannot publish", path_);
     return absl::OkStatus();
   }
 
@@ -58,17 +61,66 @@ std::string SourceName(const std::string& channel, const std::string& source) {
   return source.empty() ? channel : absl::StrCat(channel, "/", source);
 }
 
+// Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629), or 0.
+size_t Utf8SequenceLength(const std::string& s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;  // no overlong forms
+    if (c == 0xED) hi = 0x9F;  // no surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;  // no overlong forms
+    if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + n > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
 }  // namespace
 
 std::string JsonQuote(const std::string& s) {
   std::string out = "\"";
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      // JSON text is UTF-8: bytes that are not well-formed UTF-8 (an error
+      // message holding binary data, a non-UTF-8 file name) become U+FFFD.
+      const size_t n = Utf8SequenceLength(s, i);
+      if (n == 0) {
+        out += "\\ufffd";
+      } else {
+        out.append(s, i, n);
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += absl::StrFormat("\\u%04x", c);
@@ -88,8 +140,9 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
 }
 
 absl::Status WriteJobOutputs(const std::string& output_dir, const std::string& state_dir,
-                             const ShardEnumerator& shards, const std::string& input_channel,
-                             bool succeeded, const std::string& reason) {
+                             const ShardEnumerator& shards,
+                             const std::string& input_channel, bool succeeded,
+                             const std::string& reason) {
   const char* unit = shards.unit() == ShardUnit::kBytes ? "bytes" : "records";
   AtomicFileWriter manifest(output_dir + "/_manifest.jsonl");
   AtomicFileWriter quarantine(output_dir + "/_quarantine.jsonl");
@@ -100,7 +153,8 @@ absl::Status WriteJobOutputs(const std::string& output_dir, const std::string& s
     seen[c.shard_id] = true;
     const ShardDescriptor d = shards.Describe(c.shard_id);
     manifest.Write(absl::StrFormat(
-        "{\"shard\":%d,\"source\":%s,\"begin\":%d,\"end\":%d,\"unit\":\"%s\",\"output\":%s,"
+        "{\"shard\":%d,\"source\":%s,\"begin\":%d,\"end\":%d,\"unit\":\"%s\",\"output\":%"
+        "s,"
         "\"records\":%d,\"attempt\":%d,\"worker\":%d}\n",
         c.shard_id, JsonQuote(SourceName(input_channel, *d.source)), d.begin, d.end, unit,
         JsonQuote(shards.OutputName(c.shard_id)), c.records, c.attempt, c.task_index));
@@ -109,12 +163,14 @@ absl::Status WriteJobOutputs(const std::string& output_dir, const std::string& s
     if (q.shard_id >= seen.size()) return;
     const ShardDescriptor d = shards.Describe(q.shard_id);
     std::string errors;
-    for (const std::string& e : q.errors) absl::StrAppend(&errors, errors.empty() ? "" : ",", JsonQuote(e));
-    quarantine.Write(absl::StrFormat(
-        "{\"shard\":%d,\"source\":%s,\"begin\":%d,\"end\":%d,\"unit\":\"%s\",\"failures\":%d,"
-        "\"errors\":[%s]}\n",
-        q.shard_id, JsonQuote(SourceName(input_channel, *d.source)), d.begin, d.end, unit,
-        q.errors.size(), errors));
+    for (const std::string& e : q.errors)
+      absl::StrAppend(&errors, errors.empty() ? "" : ",", JsonQuote(e));
+    quarantine.Write(
+        absl::StrFormat("{\"shard\":%d,\"source\":%s,\"begin\":%d,\"end\":%d,\"unit\":\"%"
+                        "s\",\"failures\":%d,"
+                        "\"errors\":[%s]}\n",
+                        q.shard_id, JsonQuote(SourceName(input_channel, *d.source)),
+                        d.begin, d.end, unit, q.errors.size(), errors));
   };
   if (absl::Status s = Journal::Read(state_dir, replay); !s.ok()) return s;
   if (absl::Status s = manifest.Publish(); !s.ok()) return s;

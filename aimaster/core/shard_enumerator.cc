@@ -100,7 +100,7 @@ ShardDescriptor ShardEnumerator::Describe(uint64_t id) const {
   if (mode_ == ShardingMode::kRecords) {
     d.source = &empty_source_;
     d.begin = id * shard_size_;
-    d.end = std::min(records_, d.begin + shard_size_);
+    d.end = d.begin + std::min(shard_size_, records_ - d.begin);  // no overflow
     return d;
   }
   // The file whose first shard is the last one <= id.
@@ -113,7 +113,7 @@ ShardDescriptor ShardEnumerator::Describe(uint64_t id) const {
     d.end = f.size;
   } else {
     d.begin = (id - first_shard_[file]) * shard_size_;
-    d.end = std::min(f.size, d.begin + shard_size_);
+    d.end = d.begin + std::min(shard_size_, f.size - d.begin);  // no overflow
   }
   return d;
 }

@@ -98,13 +98,14 @@ void ShardTable::DropLease(uint64_t id, ActiveShard& shard, size_t index,
 absl::StatusOr<size_t> ShardTable::FindLease(SessionId session, LeaseRef lease) const {
   const std::string name = LeaseName(lease);
   if (lease.shard_id >= total()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("lease ", name, " names no shard of this job (", total(), " shards)"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lease ", name, " names no shard of this job (", total(), " shards)"));
   }
   if (IsDone(lease.shard_id)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "lease ", name, " is not current: shard ", lease.shard_id,
-        quarantined_.contains(lease.shard_id) ? " is quarantined" : " is already committed"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("lease ", name, " is not current: shard ", lease.shard_id,
+                     quarantined_.contains(lease.shard_id) ? " is quarantined"
+                                                           : " is already committed"));
   }
   auto it = active_.find(lease.shard_id);
   if (it == active_.end()) {
@@ -160,16 +161,17 @@ CommitOutcome ShardTable::RequestCommit(SessionId session, LeaseRef lease,
             absl::StrCat("shard ", lease.shard_id, " was already committed")};
   }
   absl::StatusOr<size_t> index = FindLease(session, lease);
-  if (!index.ok()) return {CommitDecision::kLeaseLost, std::string(index.status().message())};
+  if (!index.ok())
+    return {CommitDecision::kLeaseLost, std::string(index.status().message())};
   ActiveShard& shard = active_.at(lease.shard_id);
   Lease& mine = shard.leases[*index];
   if (mine.commit_granted) return {CommitDecision::kGranted, ""};  // a retried request
   for (const Lease& other : shard.leases) {
     if (other.commit_granted) {
-      const std::string reason =
-          absl::StrCat("attempt ", other.attempt, " of shard ", lease.shard_id,
-                       " holds the commit grant");
-      DropLease(lease.shard_id, shard, *index, absl::StrCat("lost the commit race: ", reason));
+      const std::string reason = absl::StrCat("attempt ", other.attempt, " of shard ",
+                                              lease.shard_id, " holds the commit grant");
+      DropLease(lease.shard_id, shard, *index,
+                absl::StrCat("lost the commit race: ", reason));
       return {CommitDecision::kAlreadyCommitted, reason};
     }
   }
@@ -198,7 +200,8 @@ PublishedShard ShardTable::CommitLocked(uint64_t id, size_t winner, absl::Time /
       s->second.erase(id);
       if (s->second.empty()) by_session_.erase(s);
     }
-    if (l.attempt != w.attempt) out.revoked.push_back({l.session, {id, l.attempt}, reason});
+    if (l.attempt != w.attempt)
+      out.revoked.push_back({l.session, {id, l.attempt}, reason});
   }
   --leased_shards_;
   active_.erase(id);
@@ -206,7 +209,8 @@ PublishedShard ShardTable::CommitLocked(uint64_t id, size_t winner, absl::Time /
   return out;
 }
 
-absl::StatusOr<PublishedShard> ShardTable::ConfirmPublished(SessionId session, LeaseRef lease,
+absl::StatusOr<PublishedShard> ShardTable::ConfirmPublished(SessionId session,
+                                                            LeaseRef lease,
                                                             absl::Time now) {
   if (lease.shard_id < total() && IsDone(lease.shard_id) &&
       !quarantined_.contains(lease.shard_id)) {
@@ -240,15 +244,21 @@ void ShardTable::Quarantine(uint64_t id, FailOutcome* outcome) {
   MarkDone(id);
 }
 
-void ShardTable::CountFailure(uint64_t id, const std::string& error, FailOutcome* outcome) {
+void ShardTable::CountFailure(uint64_t id, const std::string& error,
+                              FailOutcome* outcome) {
   ActiveShard& shard = active_.at(id);
   shard.errors.push_back(error);
   outcome->failures = static_cast<uint32_t>(shard.errors.size());
-  if (shard.errors.size() >= options_.max_attempts) Quarantine(id, outcome);
+  // Never while another attempt holds the commit grant: its output may be
+  // published already, and its confirmation commits the shard.
+  const bool granted = std::any_of(shard.leases.begin(), shard.leases.end(),
+                                   [](const Lease& l) { return l.commit_granted; });
+  if (shard.errors.size() >= options_.max_attempts && !granted) Quarantine(id, outcome);
 }
 
 absl::StatusOr<FailOutcome> ShardTable::Fail(SessionId session, LeaseRef lease,
-                                             const std::string& error, absl::Time /*now*/) {
+                                             const std::string& error,
+                                             absl::Time /*now*/) {
   absl::StatusOr<size_t> index = FindLease(session, lease);
   if (!index.ok()) return index.status();
   ActiveShard& shard = active_.at(lease.shard_id);
@@ -259,7 +269,8 @@ absl::StatusOr<FailOutcome> ShardTable::Fail(SessionId session, LeaseRef lease,
 }
 
 bool ShardTable::Reclaim(SessionId session, LeaseRef lease, absl::Time now) {
-  if (lease.shard_id >= total() || IsDone(lease.shard_id) || lease.attempt == 0) return false;
+  if (lease.shard_id >= total() || IsDone(lease.shard_id) || lease.attempt == 0)
+    return false;
   ActiveShard& shard = active_[lease.shard_id];
   for (const Lease& l : shard.leases) {
     // Reclaiming twice (a retried registration) is fine; anyone else's lease is not.
@@ -279,8 +290,9 @@ bool ShardTable::Reclaim(SessionId session, LeaseRef lease, absl::Time now) {
   return true;
 }
 
-std::optional<PublishedShard> ShardTable::AdoptPublished(SessionId session, LeaseRef lease,
-                                                         uint64_t records, absl::Time now) {
+std::optional<PublishedShard> ShardTable::AdoptPublished(SessionId session,
+                                                         LeaseRef lease, uint64_t records,
+                                                         absl::Time now) {
   if (lease.shard_id >= total() || IsDone(lease.shard_id) || lease.attempt == 0) {
     return std::nullopt;
   }
@@ -365,7 +377,8 @@ std::optional<absl::Duration> ShardTable::MedianShardTime() const {
   return *mid;
 }
 
-std::optional<uint64_t> ShardTable::PickStraggler(SessionId for_session, double multiplier,
+std::optional<uint64_t> ShardTable::PickStraggler(SessionId for_session,
+                                                  double multiplier,
                                                   absl::Time now) const {
   const std::optional<absl::Duration> median = MedianShardTime();
   if (!median) return std::nullopt;
@@ -432,7 +445,8 @@ std::optional<uint64_t> ShardTable::PickStraggler(SessionId for_session, double 
   return best;
 }
 
-LeasedShard ShardTable::LeaseDuplicate(uint64_t shard_id, SessionId session, absl::Time now) {
+LeasedShard ShardTable::LeaseDuplicate(uint64_t shard_id, SessionId session,
+                                       absl::Time now) {
   return LeaseLocked(shard_id, active_.at(shard_id), session, now, true);
 }
 
@@ -468,8 +482,12 @@ std::vector<ShardSnapshot> ShardTable::Snapshot(bool quarantined_only, size_t li
       s.queued = shard.queued;
       s.errors = shard.errors;
       for (const Lease& l : shard.leases) {
-        s.leases.push_back({{id, l.attempt}, l.session, l.records_done, now - l.granted_at,
-                            l.speculative, l.commit_granted});
+        s.leases.push_back({{id, l.attempt},
+                            l.session,
+                            l.records_done,
+                            now - l.granted_at,
+                            l.speculative,
+                            l.commit_granted});
       }
     }
     if (!add(std::move(s))) break;

@@ -1,5 +1,9 @@
 // The aimaster binary's command-line contract: help, version, exit codes.
+#include <signal.h>
+
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -38,6 +42,70 @@ TEST(AimasterCliTest, BadLogLevelIsAUsageError) {
   auto r = RunProcess({kAimaster, "version"}, absl::Seconds(60), options);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("ELASTICBATCH_LOG_LEVEL"));
+}
+
+class ServeConfigTest : public ::testing::Test {
+ protected:
+  ServeConfigTest() {
+    testing::WriteFileOrDie(dir_.path() + "/in/a.txt", "one\ntwo\n");
+    testing::WriteFileOrDie(dir_.path() + "/empty/e.txt", "");
+  }
+  // Runs `aimaster serve` with `args`; it must fail before serving.
+  testing::ProcessResult Serve(std::vector<std::string> args) {
+    args.insert(args.begin(), {kAimaster, "serve", "--port=0", "--host=127.0.0.1"});
+    return RunProcess(args, absl::Seconds(60));
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(ServeConfigTest, ConfigurationErrorsEndWithOneLineAndExitCode2) {
+  const std::string in = "data=" + dir_.path() + "/in";
+  const std::string out = "out=" + dir_.path() + "/out";
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--output", out}, "--input"},
+      {{"--input", in}, "--output"},
+      {{"--input", "data=" + dir_.path() + "/missing", "--output", out},
+       "does not exist"},
+      {{"--input", "data=" + dir_.path() + "/empty", "--output", out}, "no data"},
+      {{"--input", in, "--output", "out=/proc/cannot-write"}, "output"},
+      {{"--input", in, "--output", out, "--shard-bytes=12parsecs"}, "--shard-bytes"},
+      {{"--input", in, "--output", out, "--shard-records=10"}, "--records"},
+      {{"--input", in, "--output", out, "--lease-timeout=1s", "--heartbeat-interval=2s"},
+       "--lease-timeout"},
+      {{"--input", "no-equals-sign", "--output", out}, "NAME=PATH"},
+      {{"--input", in, "--input", in, "--output", out}, "twice"},
+      {{"--input", in, "--output", out, "--shard-input=other"}, "--shard-input"},
+      {{"--input", in, "--output", out, "--max-attempts=0"}, "--max-attempts"},
+  };
+  for (const Case& c : cases) {
+    testing::ProcessResult r = Serve(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.message << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(c.message));
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.out, "") << c.message;
+  }
+}
+
+TEST_F(ServeConfigTest, AStateDirOfAnotherJobIsRefused) {
+  const std::string state = "--state-dir=" + dir_.path() + "/state";
+  testing::WriteFileOrDie(dir_.path() + "/in2/b.txt", "other\n");
+  // Serve job A until it listens, then interrupt it: its journal stays.
+  auto a = testing::Subprocess::Start({kAimaster, "serve", "--port=0", "--host=127.0.0.1",
+                                       "--input", "data=" + dir_.path() + "/in",
+                                       "--output", "out=" + dir_.path() + "/out", state});
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE((*a)->ReadStdoutLine(absl::Seconds(60)).ok()) << (*a)->Stderr();
+  (*a)->Signal(SIGTERM);
+  EXPECT_EQ(*(*a)->Wait(absl::Seconds(60)), 128 + SIGTERM);
+  // Job B has other input: the state dir is not its own.
+  auto b = Serve({"--input", "data=" + dir_.path() + "/in2", "--output",
+                  "out=" + dir_.path() + "/out", state});
+  EXPECT_EQ(b.exit_code, 2) << b.err;
+  EXPECT_THAT(b.err, HasSubstr("another input layout"));
 }
 
 }  // namespace

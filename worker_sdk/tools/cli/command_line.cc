@@ -54,11 +54,14 @@ absl::StatusOr<ParsedCommandLine> CommandLineParser::Parse(int argc, char** argv
       continue;
     }
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    if (flag == nullptr && !has_value && absl::StartsWith(name, "no")) {
-      absl::CommandLineFlag* negated = absl::FindCommandLineFlag(name.substr(2));
+    // --nofoo and --no-foo turn a bool flag off.
+    for (absl::string_view prefix : {"no_", "no"}) {
+      if (flag != nullptr || has_value || !absl::StartsWith(name, prefix)) continue;
+      const std::string positive = name.substr(prefix.size());
+      absl::CommandLineFlag* negated = absl::FindCommandLineFlag(positive);
       if (negated != nullptr && negated->IsOfType<bool>()) {
         flag = negated;
-        name = name.substr(2);
+        name = positive;
         value = "false";
         has_value = true;
       }
@@ -83,6 +86,9 @@ absl::StatusOr<ParsedCommandLine> CommandLineParser::Parse(int argc, char** argv
     }
     std::string error;
     if (!flag->ParseFrom(value, &error)) {
+      // Abseil prefixes "Illegal value '...' specified for flag '...'; ".
+      if (size_t cut = error.find("; "); cut != std::string::npos)
+        error = error.substr(cut + 2);
       return absl::InvalidArgumentError(
           absl::StrCat("bad value '", value, "' for --", Dashed(name), ": ", error));
     }

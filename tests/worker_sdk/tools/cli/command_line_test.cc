@@ -55,6 +55,10 @@ TEST_F(CommandLineTest, BoolFlagsTakeNoValueAndCanBeNegated) {
   EXPECT_FALSE(absl::GetFlag(FLAGS_test_switch));
   ASSERT_TRUE(Parse({"--test-switch=true"}).ok());
   EXPECT_TRUE(absl::GetFlag(FLAGS_test_switch));
+  ASSERT_TRUE(Parse({"--no-test-switch"}).ok());
+  EXPECT_FALSE(absl::GetFlag(FLAGS_test_switch));
+  ASSERT_TRUE(Parse({"--test-switch"}).ok());
+  EXPECT_TRUE(absl::GetFlag(FLAGS_test_switch));
 }
 
 TEST_F(CommandLineTest, RepeatedFlagsAppendAndKeepCommas) {

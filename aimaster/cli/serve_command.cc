@@ -1,0 +1,75 @@
+// aimaster serve: the standalone master; workers come from elsewhere.
+#include <csignal>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "commands.h"
+#include "job_config.h"
+#include "master_server.h"
+#include "signal_watcher.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(int32_t, port, 23456, "Port to serve workers on; 0 picks a free one");
+ABSL_FLAG(std::string, host, "0.0.0.0", "Interface to listen on");
+ABSL_FLAG(
+    absl::Duration, end_grace, absl::Seconds(10),
+    "After the job ends, keep answering END this long for workers still to hear it");
+
+namespace elasticbatch::aimaster {
+
+int ServeCommand(const cli::ParsedCommandLine& args) {
+  if (args.positional.size() > 1 || !args.after_dashes.empty()) {
+    return cli::ReportUsageError(
+        "aimaster", absl::InvalidArgumentError(
+                        "serve takes no arguments besides flags (did you mean 'run'?)"));
+  }
+  absl::StatusOr<JobConfig> config = JobConfigFromFlags();
+  if (!config.ok()) return cli::ReportUsageError("aimaster", config.status());
+  const int32_t port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) {
+    return cli::ReportUsageError(
+        "aimaster", absl::InvalidArgumentError("--port must be within 0..65535"));
+  }
+  RealClock clock;
+  absl::StatusOr<PreparedJob> job = PrepareJob(*config, &clock);
+  if (!job.ok()) return cli::ReportUsageError("aimaster", job.status());
+
+  MasterServerOptions options;
+  options.host = absl::GetFlag(FLAGS_host);
+  options.port = port;
+  options.metrics_address = config->metrics_address;
+  absl::StatusOr<std::unique_ptr<MasterServer>> server =
+      MasterServer::Start(job->coordinator.get(), job->journal.get(), options);
+  if (!server.ok()) return cli::ReportUsageError("aimaster", server.status());
+  std::cout << "listening on " << (*server)->address() << std::endl;
+
+  const JobProgress start = job->coordinator->Progress();
+  spdlog::info("job {}: {} shards of {} ({}), {} already committed, {} quarantined{}",
+               config->coordinator.job_id, start.total_shards, config->sharded().path,
+               config->mode == ShardingMode::kRecords ? "records" : "bytes",
+               start.committed_shards, start.quarantined_shards,
+               job->replay.previous_opens > 0
+                   ? absl::StrCat(" (resumed from ", config->state_dir, ")")
+                   : std::string());
+
+  cli::SignalWatcher signals([&](int sig) {
+    spdlog::warn("signal {}: stopping", sig);
+    (*server)->RequestShutdown();
+  });
+  absl::Status ended = (*server)->WaitForEnd(absl::GetFlag(FLAGS_end_grace));
+  (*server)->Shutdown();
+  if (!ended.ok()) {
+    spdlog::critical("stopping: {}", std::string(ended.message()));
+    return cli::kExitFailure;
+  }
+  if (!job->coordinator->ended()) {
+    // Interrupted: progress is in the journal; a restart resumes.
+    const int sig = signals.last_signal();
+    spdlog::warn("interrupted; progress is kept in {} for a restart", config->state_dir);
+    return sig != 0 ? 128 + sig : cli::kExitFailure;
+  }
+  return FinishJob(*config, *job);
+}
+
+}  // namespace elasticbatch::aimaster

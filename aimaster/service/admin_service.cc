@@ -1,0 +1,144 @@
+#include "admin_service.h"
+
+#include <map>
+
+#include "proto_conversion.h"
+
+namespace elasticbatch::aimaster {
+
+void FillJobStatus(const JobCoordinator& coordinator, v1::JobStatus* out) {
+  const JobProgress p = coordinator.Progress();
+  out->set_job_id(coordinator.options().job_id);
+  switch (p.state) {
+    case JobState::kRunning:
+      out->set_state(v1::JOB_STATE_RUNNING);
+      break;
+    case JobState::kSucceeded:
+      out->set_state(v1::JOB_STATE_SUCCEEDED);
+      break;
+    case JobState::kFailed:
+      out->set_state(v1::JOB_STATE_FAILED);
+      break;
+  }
+  out->set_reason(p.reason);
+  out->set_total_shards(p.total_shards);
+  out->set_committed_shards(p.committed_shards);
+  out->set_quarantined_shards(p.quarantined_shards);
+  out->set_leased_shards(p.leased_shards);
+  out->set_pending_shards(p.pending_shards);
+  out->set_committed_records(p.committed_records);
+  out->set_records_per_second(p.records_per_second);
+  out->set_shards_per_second(p.shards_per_second);
+  if (p.eta) ToProto(*p.eta, out->mutable_eta());
+  ToProto(p.elapsed, out->mutable_elapsed());
+  out->set_workers_running(p.live_sessions);
+  out->set_workers_total(p.live_sessions);
+  out->set_speculative_leases(p.speculative_leases);
+}
+
+void FillWorkersFromSessions(const JobCoordinator& coordinator,
+                             v1::ListWorkersResponse* out) {
+  std::map<uint32_t, v1::WorkerInstanceInfo> by_index;
+  for (const SessionInfo& s : coordinator.Sessions()) {
+    v1::WorkerInstanceInfo& inst = by_index[s.who.task_index];
+    inst.set_task_index(s.who.task_index);
+    v1::WorkerAttemptInfo* a = inst.add_attempts();
+    a->set_task_index(s.who.task_index);
+    a->set_attempt(s.who.attempt);
+    a->set_state(s.live ? v1::WORKER_STATE_RUNNING : v1::WORKER_STATE_STOPPED);
+    a->set_host(s.who.host);
+    a->set_pid(s.who.pid);
+    a->set_shards_committed(s.shards_committed);
+    a->set_records_committed(s.records_committed);
+    a->set_records_per_second(s.records_per_second);
+    a->set_shards_per_second(s.shards_per_second);
+    a->set_leases_held(s.leases_held);
+    ToProto(s.last_seen, a->mutable_last_seen());
+    a->set_exit_code(-1);
+    a->set_detail(s.ended_reason);
+    inst.set_shards_committed(inst.shards_committed() + s.shards_committed);
+    inst.set_records_committed(inst.records_committed() + s.records_committed);
+    if (s.live) inst.set_state(v1::WORKER_STATE_RUNNING);
+  }
+  for (auto& [index, inst] : by_index) {
+    if (inst.state() == v1::WORKER_STATE_UNSPECIFIED)
+      inst.set_state(v1::WORKER_STATE_STOPPED);
+    inst.set_restarts(static_cast<uint32_t>(inst.attempts_size()) - 1);
+    *out->add_instances() = std::move(inst);
+  }
+}
+
+AdminService::AdminService(JobCoordinator* coordinator, WorkerListProvider workers)
+    : coordinator_(coordinator), workers_(std::move(workers)) {}
+
+grpc::ServerUnaryReactor* AdminService::GetJobStatus(grpc::CallbackServerContext* ctx,
+                                                     const v1::GetJobStatusRequest*,
+                                                     v1::JobStatus* response) {
+  FillJobStatus(*coordinator_, response);
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ListWorkers(grpc::CallbackServerContext* ctx,
+                                                    const v1::ListWorkersRequest*,
+                                                    v1::ListWorkersResponse* response) {
+  if (workers_) {
+    workers_(response);
+  } else {
+    FillWorkersFromSessions(*coordinator_, response);
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ListShards(grpc::CallbackServerContext* ctx,
+                                                   const v1::ListShardsRequest* request,
+                                                   v1::ListShardsResponse* response) {
+  const size_t limit = request->limit() == 0 ? 1000 : request->limit();
+  const bool quarantined = request->filter() == v1::ListShardsRequest::QUARANTINED;
+  bool truncated = false;
+  const std::string& channel = coordinator_->options().input_channel;
+  for (const ShardSnapshot& s : coordinator_->Shards(quarantined, limit, &truncated)) {
+    v1::ShardInfo* info = response->add_shards();
+    ToProto(s.shard, channel, info->mutable_shard());
+    if (s.quarantined) {
+      info->set_state(v1::SHARD_STATE_QUARANTINED);
+    } else {
+      info->set_state(s.leases.empty() ? v1::SHARD_STATE_PENDING
+                                       : v1::SHARD_STATE_LEASED);
+    }
+    for (const ShardSnapshot::LeaseView& l : s.leases) {
+      v1::ShardLeaseInfo* li = info->add_leases();
+      ToProto(l.lease, li->mutable_lease());
+      if (std::optional<WorkerIdentity> who = coordinator_->SessionIdentity(l.session)) {
+        li->set_task_index(who->task_index);
+        li->set_worker_attempt(who->attempt);
+      }
+      li->set_records_done(l.records_done);
+      ToProto(l.age, li->mutable_age());
+      li->set_speculative(l.speculative);
+      li->set_commit_granted(l.commit_granted);
+    }
+    info->set_failures(static_cast<uint32_t>(s.errors.size()));
+    for (const std::string& e : s.errors) info->add_errors(e);
+  }
+  response->set_truncated(truncated);
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::StopJob(grpc::CallbackServerContext* ctx,
+                                                const v1::StopJobRequest* request,
+                                                v1::StopJobResponse* response) {
+  coordinator_->Stop(request->reason().empty() ? "requested by an operator"
+                                               : request->reason());
+  FillJobStatus(*coordinator_, response->mutable_status());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace elasticbatch::aimaster

@@ -1,0 +1,249 @@
+#include "aimaster_service.h"
+
+#include <algorithm>
+
+#include "proto_conversion.h"
+#include "status_conversion.h"
+
+namespace elasticbatch::aimaster {
+namespace {
+
+// Bounds a long-poll so a parked call never outlives a sane client deadline.
+constexpr absl::Duration kMaxWait = absl::Seconds(30);
+// Answer a little before the client's own deadline so it gets WAIT, not an error.
+constexpr absl::Duration kDeadlineMargin = absl::Milliseconds(100);
+
+}  // namespace
+
+AimasterService::AimasterService(JobCoordinator* coordinator, DurabilityQueue* durability)
+    : coordinator_(coordinator), durability_(durability) {}
+
+AimasterService::~AimasterService() { ReleaseAllParked(); }
+
+void AimasterService::FinishAfterDurable(grpc::ServerUnaryReactor* reactor,
+                                         uint64_t seq) {
+  durability_->AfterDurable(
+      seq, [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+}
+
+grpc::ServerUnaryReactor* AimasterService::RegisterWorker(
+    grpc::CallbackServerContext* ctx, const v1::RegisterWorkerRequest* request,
+    v1::RegisterWorkerResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  WorkerIdentity who;
+  who.task_type = request->task_type();
+  who.task_index = request->task_index();
+  who.attempt = request->attempt();
+  who.host = request->host();
+  who.pid = request->pid();
+  std::vector<HeldLease> held;
+  for (const v1::HeldLease& h : request->held_leases()) {
+    held.push_back({FromProto(h.lease()), h.published(), h.records()});
+  }
+  absl::StatusOr<Registration> reg = coordinator_->Register(who, held);
+  if (!reg.ok()) {
+    reactor->Finish(ToGrpcStatus(reg.status()));
+    return reactor;
+  }
+  const CoordinatorOptions& options = coordinator_->options();
+  const JobProgress progress = coordinator_->Progress();
+  response->set_session_id(reg->session);
+  ToProto(options.heartbeat_interval, response->mutable_heartbeat_interval());
+  ToProto(options.lease_timeout, response->mutable_lease_timeout());
+  v1::JobInfo* job = response->mutable_job();
+  job->set_job_id(options.job_id);
+  job->set_input_channel(options.input_channel);
+  job->set_output_channel(options.output_channel);
+  job->set_total_shards(progress.total_shards);
+  for (const LeaseRef& l : reg->reclaimed) ToProto(l, response->add_reclaimed());
+  for (const LeaseRef& l : reg->refused) ToProto(l, response->add_refused());
+  FinishAfterDurable(reactor, reg->durable_seq);
+  return reactor;
+}
+
+void AimasterService::FillAcquire(const AcquireResult& result,
+                                  v1::AcquireShardsResponse* response) const {
+  response->Clear();
+  switch (result.outcome) {
+    case AcquireOutcome::kShards:
+      response->set_outcome(v1::AcquireShardsResponse::SHARDS);
+      for (const GrantedShard& g : result.shards) {
+        v1::Shard* s = response->add_shards();
+        ToProto(g.leased.shard, coordinator_->options().input_channel, s);
+        s->set_attempt(g.leased.attempt);
+        s->set_speculative(g.leased.speculative);
+        s->set_output_name(g.output_name);
+      }
+      break;
+    case AcquireOutcome::kWait:
+      response->set_outcome(v1::AcquireShardsResponse::WAIT);
+      ToProto(result.retry_after, response->mutable_retry_after());
+      break;
+    case AcquireOutcome::kEnd:
+      response->set_outcome(v1::AcquireShardsResponse::END);
+      response->set_job_succeeded(result.job_succeeded);
+      response->set_end_reason(result.end_reason);
+      break;
+  }
+}
+
+grpc::ServerUnaryReactor* AimasterService::AcquireShards(
+    grpc::CallbackServerContext* ctx, const v1::AcquireShardsRequest* request,
+    v1::AcquireShardsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<AcquireResult> result = coordinator_->Acquire(
+      request->session_id(), request->max_shards(), FromProto(request->published()),
+      FromProto(request->progress()));
+  if (!result.ok()) {
+    reactor->Finish(ToGrpcStatus(result.status()));
+    return reactor;
+  }
+  FillAcquire(*result, response);
+  const absl::Duration wait = std::min(FromProto(request->wait()), kMaxWait);
+  if (result->outcome == AcquireOutcome::kWait && wait > absl::ZeroDuration()) {
+    absl::Time deadline = absl::Now() + wait;
+    const absl::Time client_deadline = absl::FromChrono(ctx->deadline());
+    deadline = std::min(deadline, client_deadline - kDeadlineMargin);
+    if (deadline > absl::Now()) {
+      absl::MutexLock lock(&mu_);
+      parked_.push_back({reactor, request, response, deadline, result->durable_seq});
+      return reactor;
+    }
+  }
+  FinishAfterDurable(reactor, result->durable_seq);
+  return reactor;
+}
+
+void AimasterService::RetryParked() {
+  const uint64_t epoch = coordinator_->work_epoch();
+  const absl::Time now = absl::Now();
+  std::list<Parked> due;
+  {
+    absl::MutexLock lock(&mu_);
+    if (parked_.empty()) return;
+    const bool moved = epoch != parked_epoch_;
+    parked_epoch_ = epoch;
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (moved || it->deadline <= now) {
+        auto next = std::next(it);
+        due.splice(due.end(), parked_, it);
+        it = next;
+      } else {
+        ++it;
+      }
+    }
+  }
+  std::list<Parked> still_waiting;
+  for (Parked& p : due) {
+    absl::StatusOr<AcquireResult> result =
+        coordinator_->Acquire(p.request->session_id(), p.request->max_shards(), {}, {});
+    if (!result.ok()) {
+      // The confirmations of the first try may still be syncing.
+      durability_->AfterDurable(p.durable_seq,
+                                [reactor = p.reactor, s = result.status()](absl::Status) {
+                                  reactor->Finish(ToGrpcStatus(s));
+                                });
+      continue;
+    }
+    if (result->outcome == AcquireOutcome::kWait && p.deadline > now) {
+      still_waiting.push_back(p);
+      continue;
+    }
+    FillAcquire(*result, p.response);
+    FinishAfterDurable(p.reactor, std::max(p.durable_seq, result->durable_seq));
+  }
+  if (!still_waiting.empty()) {
+    absl::MutexLock lock(&mu_);
+    parked_.splice(parked_.end(), still_waiting);
+  }
+}
+
+void AimasterService::ReleaseAllParked() {
+  std::list<Parked> all;
+  {
+    absl::MutexLock lock(&mu_);
+    all.swap(parked_);
+  }
+  for (Parked& p : all) FinishAfterDurable(p.reactor, p.durable_seq);
+}
+
+grpc::ServerUnaryReactor* AimasterService::Heartbeat(grpc::CallbackServerContext* ctx,
+                                                     const v1::HeartbeatRequest* request,
+                                                     v1::HeartbeatResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<HeartbeatResult> result =
+      coordinator_->Heartbeat(request->session_id(), FromProto(request->progress()),
+                              FromProto(request->published()));
+  if (!result.ok()) {
+    reactor->Finish(ToGrpcStatus(result.status()));
+    return reactor;
+  }
+  for (const WorkerCommand& c : result->commands) {
+    v1::WorkerCommand* out = response->add_commands();
+    out->set_kind(c.kind == WorkerCommand::Kind::kCancelShard
+                      ? v1::WorkerCommand::CANCEL_SHARD
+                      : v1::WorkerCommand::STOP);
+    if (c.kind == WorkerCommand::Kind::kCancelShard)
+      ToProto(c.lease, out->mutable_lease());
+    out->set_reason(c.reason);
+    out->set_job_finished(c.job_finished);
+  }
+  FinishAfterDurable(reactor, result->durable_seq);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AimasterService::CommitShard(
+    grpc::CallbackServerContext* ctx, const v1::CommitShardRequest* request,
+    v1::CommitShardResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::vector<CommitRequest> commits;
+  commits.reserve(static_cast<size_t>(request->commits_size()));
+  for (const v1::ShardCompletion& c : request->commits()) {
+    commits.push_back({FromProto(c.lease()), c.records()});
+  }
+  absl::StatusOr<CommitResults> result = coordinator_->Commit(
+      request->session_id(), commits, FromProto(request->published()));
+  if (!result.ok()) {
+    reactor->Finish(ToGrpcStatus(result.status()));
+    return reactor;
+  }
+  for (const CommitResult& r : result->results) {
+    v1::CommitResult* out = response->add_results();
+    ToProto(r.lease, out->mutable_lease());
+    switch (r.decision) {
+      case CommitDecision::kGranted:
+        out->set_decision(v1::CommitResult::GRANTED);
+        break;
+      case CommitDecision::kAlreadyCommitted:
+        out->set_decision(v1::CommitResult::ALREADY_COMMITTED);
+        break;
+      case CommitDecision::kLeaseLost:
+        out->set_decision(v1::CommitResult::LEASE_LOST);
+        break;
+    }
+    out->set_reason(r.reason);
+  }
+  FinishAfterDurable(reactor, result->durable_seq);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AimasterService::FailShard(grpc::CallbackServerContext* ctx,
+                                                     const v1::FailShardRequest* request,
+                                                     v1::FailShardResponse* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<FailResult> result = coordinator_->Fail(
+      request->session_id(), FromProto(request->lease()), request->error());
+  if (!result.ok()) {
+    reactor->Finish(ToGrpcStatus(result.status()));
+    return reactor;
+  }
+  response->set_outcome(result->quarantined ? v1::FailShardResponse::QUARANTINED
+                                            : v1::FailShardResponse::REQUEUED);
+  response->set_failures(result->failures);
+  FinishAfterDurable(reactor, result->durable_seq);
+  // The shard went back to the queue: a parked acquire may take it now.
+  RetryParked();
+  return reactor;
+}
+
+}  // namespace elasticbatch::aimaster

@@ -1,0 +1,71 @@
+// AimasterService: the worker-facing gRPC service, a thin adapter from
+// elasticbatch.v1 messages to JobCoordinator calls on gRPC's callback API.
+// Answers that depend on journalled changes wait in the DurabilityQueue, and
+// long-polling acquires are parked here until work appears or they time out;
+// no reaction ever blocks.
+//
+// Thread-safe.
+#ifndef ELASTICBATCH_AIMASTER_SERVICE_AIMASTER_SERVICE_H_
+#define ELASTICBATCH_AIMASTER_SERVICE_AIMASTER_SERVICE_H_
+
+#include <list>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "durability_queue.h"
+#include "elasticbatch/v1/elasticbatch.grpc.pb.h"
+#include "job_coordinator.h"
+
+namespace elasticbatch::aimaster {
+
+class AimasterService final : public v1::AIMaster::CallbackService {
+ public:
+  AimasterService(JobCoordinator* coordinator, DurabilityQueue* durability);
+  ~AimasterService() override;
+
+  grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
+                                           const v1::RegisterWorkerRequest* request,
+                                           v1::RegisterWorkerResponse* response) override;
+  grpc::ServerUnaryReactor* AcquireShards(grpc::CallbackServerContext* ctx,
+                                          const v1::AcquireShardsRequest* request,
+                                          v1::AcquireShardsResponse* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
+  grpc::ServerUnaryReactor* CommitShard(grpc::CallbackServerContext* ctx,
+                                        const v1::CommitShardRequest* request,
+                                        v1::CommitShardResponse* response) override;
+  grpc::ServerUnaryReactor* FailShard(grpc::CallbackServerContext* ctx,
+                                      const v1::FailShardRequest* request,
+                                      v1::FailShardResponse* response) override;
+
+  // Retries parked acquires when work may have appeared (the coordinator's
+  // work epoch moved) and answers WAIT to those past their deadline.
+  void RetryParked();
+  // Answers every parked acquire now (at shutdown).
+  void ReleaseAllParked();
+
+ private:
+  struct Parked {
+    grpc::ServerUnaryReactor* reactor;
+    const v1::AcquireShardsRequest* request;
+    v1::AcquireShardsResponse* response;
+    absl::Time deadline;
+    uint64_t durable_seq;
+  };
+  // Fills `response` from `result`; returns false for a WAIT worth parking.
+  void FillAcquire(const AcquireResult& result,
+                   v1::AcquireShardsResponse* response) const;
+  void FinishAfterDurable(grpc::ServerUnaryReactor* reactor, uint64_t seq);
+
+  JobCoordinator* const coordinator_;
+  DurabilityQueue* const durability_;
+  absl::Mutex mu_;
+  std::list<Parked> parked_ ABSL_GUARDED_BY(mu_);
+  uint64_t parked_epoch_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace elasticbatch::aimaster
+
+#endif  // ELASTICBATCH_AIMASTER_SERVICE_AIMASTER_SERVICE_H_

@@ -1,0 +1,64 @@
+#include "durability_queue.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace elasticbatch::aimaster {
+
+DurabilityQueue::DurabilityQueue(Journal* journal,
+                                 std::function<void(const absl::Status&)> on_failure)
+    : journal_(journal), on_failure_(std::move(on_failure)), thread_([this] { Run(); }) {}
+
+DurabilityQueue::~DurabilityQueue() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+void DurabilityQueue::AfterDurable(uint64_t seq, std::function<void(absl::Status)> done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (seq != 0 && seq > durable_ && journal_ != nullptr) {
+      waiters_.push_back({seq, std::move(done)});
+      return;
+    }
+  }
+  done(absl::OkStatus());
+}
+
+void DurabilityQueue::Run() {
+  bool failed = false;
+  while (true) {
+    std::vector<Waiter> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !waiters_.empty() || stopping_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (waiters_.empty() && stopping_) return;
+      batch.swap(waiters_);
+    }
+    uint64_t upto = 0;
+    for (const Waiter& w : batch) upto = std::max(upto, w.seq);
+    absl::Status s = journal_->Sync(upto);
+    if (!s.ok() && !failed) {
+      failed = true;
+      if (on_failure_) on_failure_(s);
+    }
+    if (s.ok()) {
+      absl::MutexLock lock(&mu_);
+      durable_ = std::max(durable_, upto);
+    }
+    const absl::Status answer =
+        s.ok() ? s
+               : absl::UnavailableError(
+                     absl::StrCat("master cannot persist progress: ", s.message()));
+    for (Waiter& w : batch) w.done(answer);
+  }
+}
+
+}  // namespace elasticbatch::aimaster

@@ -1,0 +1,130 @@
+#include "master_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "metrics_exporter.h"
+#include "spdlog/spdlog.h"
+
+namespace elasticbatch::aimaster {
+
+MasterServer::MasterServer(JobCoordinator* coordinator, Journal* journal,
+                           MasterServerOptions options)
+    : coordinator_(coordinator), journal_(journal), options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(
+    JobCoordinator* coordinator, Journal* journal, MasterServerOptions options) {
+  auto m = std::unique_ptr<MasterServer>(new MasterServer(coordinator, journal, options));
+  MasterServer* raw = m.get();
+  m->durability_ =
+      std::make_unique<DurabilityQueue>(journal, [raw](const absl::Status& s) {
+        spdlog::critical("journal failed, the job cannot make durable progress: {}",
+                         std::string(s.message()));
+        {
+          absl::MutexLock lock(&raw->mu_);
+          raw->journal_failure_ = s;
+        }
+        raw->coordinator_->Stop(absl::StrCat("journal failed: ", s.message()));
+      });
+  m->aimaster_service_ =
+      std::make_unique<AimasterService>(coordinator, m->durability_.get());
+  m->admin_service_ = std::make_unique<AdminService>(coordinator, m->options_.workers);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  // Two masters must never share a port (gRPC allows SO_REUSEPORT by default).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(absl::StrCat(m->options_.host, ":", m->options_.port),
+                           grpc::InsecureServerCredentials(), &m->port_);
+  builder.RegisterService(m->aimaster_service_.get());
+  builder.RegisterService(m->admin_service_.get());
+  m->server_ = builder.BuildAndStart();
+  if (m->server_ == nullptr || m->port_ == 0) {
+    m->durability_.reset();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot listen on ", m->options_.host, ":", m->options_.port, " (port in use?)"));
+  }
+  if (!m->options_.metrics_address.empty()) {
+    auto metrics = MetricsExporter::Start(m->options_.metrics_address, coordinator);
+    if (!metrics.ok()) {
+      m->Shutdown();
+      return metrics.status();
+    }
+    m->metrics_ = std::move(*metrics);
+  }
+  m->ticker_ = std::thread([raw] { raw->TickLoop(); });
+  return m;
+}
+
+MasterServer::~MasterServer() { Shutdown(); }
+
+std::string MasterServer::address() const {
+  return absl::StrCat(options_.host, ":", port_);
+}
+
+std::shared_ptr<grpc::Channel> MasterServer::InProcessChannel() {
+  return server_->InProcessChannel(grpc::ChannelArguments());
+}
+
+void MasterServer::TickLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ticking_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop), options_.tick_interval)) return;
+    }
+    const uint64_t seq = coordinator_->Tick();
+    if (seq != 0 && journal_ != nullptr) {
+      durability_->AfterDurable(seq, [](absl::Status) {});
+    }
+    aimaster_service_->RetryParked();
+    if (options_.on_tick) options_.on_tick();
+    if (metrics_) metrics_->Update();
+  }
+}
+
+absl::Status MasterServer::WaitForEnd(absl::Duration grace) {
+  std::optional<absl::Time> ended_at;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return shutdown_requested_ || !journal_failure_.ok();
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&wake), absl::Milliseconds(50));
+      if (!journal_failure_.ok()) return journal_failure_;
+      if (shutdown_requested_) return absl::OkStatus();
+    }
+    if (!coordinator_->ended()) continue;
+    if (!ended_at) ended_at = absl::Now();
+    if (coordinator_->AllSessionsToldEnd() || absl::Now() - *ended_at >= grace) {
+      return absl::OkStatus();
+    }
+  }
+}
+
+void MasterServer::RequestShutdown() {
+  absl::MutexLock lock(&mu_);
+  shutdown_requested_ = true;
+}
+
+void MasterServer::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    stop_ticking_ = true;
+  }
+  if (ticker_.joinable()) ticker_.join();
+  aimaster_service_->ReleaseAllParked();
+  if (server_)
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  metrics_.reset();
+  durability_.reset();  // syncs and answers whatever still waits
+  if (server_) server_->Wait();
+}
+
+}  // namespace elasticbatch::aimaster

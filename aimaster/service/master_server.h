@@ -1,0 +1,96 @@
+// MasterServer: the running AIMaster process around a JobCoordinator: the
+// gRPC server (AIMaster, Admin, health, reflection), the group-commit thread,
+// the periodic tick, and optional Prometheus metrics.
+//
+//   auto server = MasterServer::Start(&coordinator, journal.get(), options);
+//   std::cout << "listening on " << (*server)->address() << "\n";
+//   (*server)->WaitForEnd(absl::Seconds(10));   // job over, workers told
+//
+// Thread-safe.
+#ifndef ELASTICBATCH_AIMASTER_SERVICE_MASTER_SERVER_H_
+#define ELASTICBATCH_AIMASTER_SERVICE_MASTER_SERVER_H_
+
+#include <grpcpp/server.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "admin_service.h"
+#include "aimaster_service.h"
+#include "durability_queue.h"
+#include "job_coordinator.h"
+#include "journal.h"
+
+namespace elasticbatch::aimaster {
+
+class MetricsExporter;
+
+struct MasterServerOptions {
+  // Interface to listen on. Default: all.
+  std::string host = "0.0.0.0";
+  // 0 picks a free port. Default: 23456 (KubeDL's AIMaster port).
+  int port = 23456;
+  // Period of lease expiry checks and long-poll retries. Default: 50ms.
+  absl::Duration tick_interval = absl::Milliseconds(50);
+  // host:port for Prometheus /metrics; empty: off.
+  std::string metrics_address;
+  // Runs on the tick thread after every coordinator tick (run mode's driver).
+  std::function<void()> on_tick;
+  // Worker list for the Admin service; empty: from the coordinator's sessions.
+  WorkerListProvider workers;
+};
+
+class MasterServer {
+ public:
+  // FAILED_PRECONDITION when the port cannot be bound (in use, ...).
+  static absl::StatusOr<std::unique_ptr<MasterServer>> Start(JobCoordinator* coordinator,
+                                                             Journal* journal,
+                                                             MasterServerOptions options);
+  ~MasterServer();
+
+  int port() const { return port_; }
+  std::string address() const;
+  // A channel to this server that bypasses the network (for tests and tools).
+  std::shared_ptr<grpc::Channel> InProcessChannel();
+
+  // Blocks until (a) the job ended and every live worker was told so, or
+  // `grace` passed since the end; or (b) Shutdown was requested; or (c) the
+  // journal failed. Returns the journal's failure in case (c), else OK.
+  absl::Status WaitForEnd(absl::Duration grace);
+  // Makes WaitForEnd return (from a signal thread, say). Idempotent.
+  void RequestShutdown();
+  // Stops serving: parked calls are answered, the server and threads stop.
+  void Shutdown();
+
+ private:
+  MasterServer(JobCoordinator* coordinator, Journal* journal,
+               MasterServerOptions options);
+  void TickLoop();
+
+  JobCoordinator* const coordinator_;
+  Journal* const journal_;
+  MasterServerOptions options_;
+  int port_ = 0;
+  std::unique_ptr<DurabilityQueue> durability_;
+  std::unique_ptr<AimasterService> aimaster_service_;
+  std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsExporter> metrics_;
+  std::thread ticker_;
+
+  absl::Mutex mu_;
+  bool stop_ticking_ ABSL_GUARDED_BY(mu_) = false;
+  bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status journal_failure_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace elasticbatch::aimaster
+
+#endif  // ELASTICBATCH_AIMASTER_SERVICE_MASTER_SERVER_H_

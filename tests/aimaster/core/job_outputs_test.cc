@@ -1,0 +1,251 @@
+// WriteJobOutputs: the manifest, the dead-letter list and the job's end marker.
+#include "job_outputs.h"
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "journal.h"
+#include "shard_enumerator.h"
+#include "subprocess.h"
+
+namespace elasticbatch::aimaster {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::ReadFileOrEmpty;
+using testing::TempDir;
+using testing::WriteFileOrDie;
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out = absl::StrSplit(text, '\n');
+  EXPECT_FALSE(out.empty());
+  if (!out.empty()) {
+    EXPECT_EQ(out.back(), "") << "the file must end with a newline";
+    out.pop_back();
+  }
+  return out;
+}
+
+// Files under `dir` whose names end with ".tmp".
+std::vector<std::string> TempFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() >= 4 && name.substr(name.size() - 4) == ".tmp") out.push_back(name);
+  }
+  return out;
+}
+
+class JobOutputsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // a.jsonl: [0,4) [4,8) [8,10); sub/b.jsonl: [0,4) [4,5)
+    absl::StatusOr<ShardEnumerator> e = ShardEnumerator::ForFiles(
+        {{"a.jsonl", 10}, {"sub/b.jsonl", 5}}, ShardingMode::kBytes, 4);
+    ASSERT_TRUE(e.ok()) << e.status();
+    shards_.emplace(*std::move(e));
+    out_ = dir_.path() + "/out";
+    state_ = dir_.path() + "/state";
+    fs::create_directories(out_);
+  }
+
+  // Journals the given records as a master would.
+  void Journalled(const std::vector<CommitRecord>& commits,
+                  const std::vector<QuarantineRecord>& quarantines,
+                  const std::string& state = "") {
+    auto j = Journal::Open(state.empty() ? state_ : state,
+                           {shards_->fingerprint(), shards_->shard_count()}, {});
+    ASSERT_TRUE(j.ok()) << j.status();
+    for (const CommitRecord& c : commits) (*j)->AppendCommit(c);
+    for (const QuarantineRecord& q : quarantines) (*j)->AppendQuarantine(q);
+    ASSERT_TRUE((*j)->SyncAll().ok());
+  }
+
+  TempDir dir_;
+  std::optional<ShardEnumerator> shards_;
+  std::string out_;
+  std::string state_;
+};
+
+TEST_F(JobOutputsTest, SuccessWritesTheManifestThenSuccessAndDropsTheStagingDir) {
+  Journalled({{2, 1, 7, 3}, {0, 2, 5, 1}, {4, 1, 0, 0}, {3, 1, 9, 2}}, {});
+  WriteFileOrDie(out_ + "/_temporary/part-00001.attempt-1", "partial");
+  WriteFileOrDie(out_ + "/part-00000", "published output");
+  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", true, "").ok());
+
+  EXPECT_THAT(
+      Lines(ReadFileOrEmpty(out_ + "/_manifest.jsonl")),
+      ElementsAre(
+          R"({"shard":2,"source":"data/a.jsonl","begin":8,"end":10,"unit":"bytes","output":"part-00002","records":7,"attempt":1,"worker":3})",
+          R"({"shard":0,"source":"data/a.jsonl","begin":0,"end":4,"unit":"bytes","output":"part-00000","records":5,"attempt":2,"worker":1})",
+          R"({"shard":4,"source":"data/sub/b.jsonl","begin":4,"end":5,"unit":"bytes","output":"part-00004","records":0,"attempt":1,"worker":0})",
+          R"({"shard":3,"source":"data/sub/b.jsonl","begin":0,"end":4,"unit":"bytes","output":"part-00003","records":9,"attempt":1,"worker":2})"));
+  EXPECT_TRUE(fs::exists(out_ + "/_quarantine.jsonl"));
+  EXPECT_EQ(ReadFileOrEmpty(out_ + "/_quarantine.jsonl"), "");
+  ASSERT_TRUE(fs::exists(out_ + "/_SUCCESS"));
+  EXPECT_EQ(fs::file_size(out_ + "/_SUCCESS"), 0u);
+  EXPECT_FALSE(fs::exists(out_ + "/_FAILED"));
+  EXPECT_FALSE(fs::exists(out_ + "/_temporary"));
+  // Outputs themselves are untouched.
+  EXPECT_EQ(ReadFileOrEmpty(out_ + "/part-00000"), "published output");
+  EXPECT_THAT(TempFiles(out_), ::testing::IsEmpty());
+}
+
+TEST_F(JobOutputsTest, DuplicateCommitsAppearOnce) {
+  // A journal can hold a shard twice (e.g. an adopted commit and a retry).
+  Journalled({{1, 1, 7, 0}, {1, 2, 8, 1}}, {});
+  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", true, "").ok());
+  std::vector<std::string> lines = Lines(ReadFileOrEmpty(out_ + "/_manifest.jsonl"));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0], HasSubstr(R"("shard":1,)"));
+  EXPECT_THAT(lines[0], HasSubstr(R"("attempt":1,)"));
+}
+
+TEST_F(JobOutputsTest, QuarantinedShardsAreListedWithEveryError) {
+  Journalled(
+      {{0, 1, 4, 0}},
+      {{1,
+        {"worker 0: bad \"json\"", "line1\nline2\ttab\\", std::string("nul\0x\xff", 6)}},
+       {4, {}}});
+  ASSERT_TRUE(
+      WriteJobOutputs(out_, state_, *shards_, "in", false, "1 shard(s) quarantined")
+          .ok());
+  EXPECT_THAT(
+      Lines(ReadFileOrEmpty(out_ + "/_quarantine.jsonl")),
+      ElementsAre(
+          R"({"shard":1,"source":"in/a.jsonl","begin":4,"end":8,"unit":"bytes","failures":3,"errors":["worker 0: bad \"json\"","line1\nline2\ttab\\","nul\u0000x\ufffd"]})",
+          R"({"shard":4,"source":"in/sub/b.jsonl","begin":4,"end":5,"unit":"bytes","failures":0,"errors":[]})"));
+  EXPECT_EQ(Lines(ReadFileOrEmpty(out_ + "/_manifest.jsonl")).size(), 1u);
+}
+
+TEST_F(JobOutputsTest, FailureWritesTheReasonAndKeepsTheStagingDir) {
+  Journalled({{0, 1, 4, 0}}, {});
+  WriteFileOrDie(out_ + "/_SUCCESS", "");  // from an earlier run
+  WriteFileOrDie(out_ + "/_temporary/x", "partial");
+  ASSERT_TRUE(
+      WriteJobOutputs(out_, state_, *shards_, "data", false, "stopped: by operator")
+          .ok());
+  EXPECT_EQ(ReadFileOrEmpty(out_ + "/_FAILED"), "stopped: by operator\n");
+  EXPECT_FALSE(fs::exists(out_ + "/_SUCCESS"));
+  EXPECT_TRUE(fs::exists(out_ + "/_temporary/x"));
+  EXPECT_EQ(Lines(ReadFileOrEmpty(out_ + "/_manifest.jsonl")).size(), 1u);
+  EXPECT_TRUE(fs::exists(out_ + "/_quarantine.jsonl"));
+
+  // A later successful run replaces the failure marker.
+  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", true, "").ok());
+  EXPECT_FALSE(fs::exists(out_ + "/_FAILED"));
+  EXPECT_TRUE(fs::exists(out_ + "/_SUCCESS"));
+  EXPECT_FALSE(fs::exists(out_ + "/_temporary"));
+}
+
+TEST_F(JobOutputsTest, RecordShardsNameTheChannel) {
+  absl::StatusOr<ShardEnumerator> records = ShardEnumerator::ForRecords(25, 10);
+  ASSERT_TRUE(records.ok());
+  auto j = Journal::Open(state_ + "-records",
+                         {records->fingerprint(), records->shard_count()}, {});
+  ASSERT_TRUE(j.ok());
+  (*j)->AppendCommit({2, 1, 5, 0});
+  ASSERT_TRUE((*j)->SyncAll().ok());
+  ASSERT_TRUE(
+      WriteJobOutputs(out_, state_ + "-records", *records, "table", true, "").ok());
+  EXPECT_EQ(
+      ReadFileOrEmpty(out_ + "/_manifest.jsonl"),
+      R"({"shard":2,"source":"table","begin":20,"end":25,"unit":"records","output":"part-00002","records":5,"attempt":1,"worker":0})"
+      "\n");
+}
+
+TEST_F(JobOutputsTest, SingleFileInputIsNamedByItsChannel) {
+  absl::StatusOr<ShardEnumerator> single =
+      ShardEnumerator::ForFiles({{"", 9}}, ShardingMode::kBytes, 4);
+  ASSERT_TRUE(single.ok());
+  auto j = Journal::Open(state_ + "-single",
+                         {single->fingerprint(), single->shard_count()}, {});
+  ASSERT_TRUE(j.ok());
+  (*j)->AppendCommit({2, 1, 1, 0});
+  ASSERT_TRUE((*j)->SyncAll().ok());
+  ASSERT_TRUE(WriteJobOutputs(out_, state_ + "-single", *single, "data", true, "").ok());
+  EXPECT_THAT(ReadFileOrEmpty(out_ + "/_manifest.jsonl"),
+              HasSubstr(R"("source":"data","begin":8,"end":9,)"));
+}
+
+TEST_F(JobOutputsTest, EmptyJournalWritesEmptyListings) {
+  Journalled({}, {});
+  ASSERT_TRUE(
+      WriteJobOutputs(out_, state_, *shards_, "data", false, "nothing done").ok());
+  EXPECT_TRUE(fs::exists(out_ + "/_manifest.jsonl"));
+  EXPECT_EQ(ReadFileOrEmpty(out_ + "/_manifest.jsonl"), "");
+  EXPECT_EQ(ReadFileOrEmpty(out_ + "/_FAILED"), "nothing done\n");
+}
+
+TEST_F(JobOutputsTest, MissingJournalIsAnErrorAndWritesNothing) {
+  absl::Status s =
+      WriteJobOutputs(out_, dir_.path() + "/no-state", *shards_, "data", true, "");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(out_ + "/_SUCCESS"));
+  EXPECT_FALSE(fs::exists(out_ + "/_manifest.jsonl"));
+  EXPECT_THAT(TempFiles(out_), ::testing::IsEmpty());
+}
+
+TEST_F(JobOutputsTest, MissingOutputDirIsAnError) {
+  Journalled({{0, 1, 4, 0}}, {});
+  absl::Status s =
+      WriteJobOutputs(dir_.path() + "/no/such/dir", state_, *shards_, "data", true, "");
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(fs::exists(dir_.path() + "/no/such/dir/_SUCCESS"));
+}
+
+TEST(WriteFileAtomicallyTest, WritesAndReplacesWithoutLeavingTemporaries) {
+  TempDir dir;
+  const std::string path = dir.path() + "/file";
+  ASSERT_TRUE(WriteFileAtomically(path, "first").ok());
+  EXPECT_EQ(ReadFileOrEmpty(path), "first");
+  ASSERT_TRUE(WriteFileAtomically(path, std::string("sec\0ond", 7)).ok());
+  EXPECT_EQ(ReadFileOrEmpty(path), std::string("sec\0ond", 7));
+  ASSERT_TRUE(WriteFileAtomically(path, "").ok());
+  EXPECT_EQ(ReadFileOrEmpty(path), "");
+  EXPECT_TRUE(fs::exists(path));
+  EXPECT_THAT(TempFiles(dir.path()), ::testing::IsEmpty());
+  EXPECT_FALSE(WriteFileAtomically(dir.path() + "/missing/file", "x").ok());
+}
+
+TEST(JsonQuoteTest, EscapesWhatJsonRequires) {
+  EXPECT_EQ(JsonQuote(""), R"("")");
+  EXPECT_EQ(JsonQuote("plain text"), R"("plain text")");
+  EXPECT_EQ(JsonQuote("say \"hi\""), R"("say \"hi\"")");
+  EXPECT_EQ(JsonQuote("C:\\path\\"), R"("C:\\path\\")");
+  EXPECT_EQ(JsonQuote("a\nb\rc\td"), R"("a\nb\rc\td")");
+  EXPECT_EQ(JsonQuote(std::string("\0", 1)), R"("\u0000")");
+  EXPECT_EQ(JsonQuote("\x01\x08\x0b\x0c\x1f"), R"("\u0001\u0008\u000b\u000c\u001f")");
+  // Everything else passes through: '/', DEL and UTF-8.
+  EXPECT_EQ(JsonQuote("a/b\x7f"), "\"a/b\x7f\"");
+  EXPECT_EQ(JsonQuote("caf\xc3\xa9 \xe2\x9c\x93"), "\"caf\xc3\xa9 \xe2\x9c\x93\"");
+  EXPECT_EQ(JsonQuote(" !#~"), R"(" !#~")");
+  EXPECT_EQ(JsonQuote("\xf0\x9f\x98\x80|\xf4\x8f\xbf\xbf|\xed\x9f\xbf|\xc2\x80"),
+            "\"\xf0\x9f\x98\x80|\xf4\x8f\xbf\xbf|\xed\x9f\xbf|\xc2\x80\"");
+}
+
+TEST(JsonQuoteTest, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  // JSON text must be UTF-8; error messages and file names may be anything.
+  EXPECT_EQ(JsonQuote("\xff"), R"("\ufffd")");
+  EXPECT_EQ(JsonQuote("a\xc3"), R"("a\ufffd")");            // truncated at the end
+  EXPECT_EQ(JsonQuote("\xe2\x9cx"), R"("\ufffd\ufffdx")");  // truncated in the middle
+  EXPECT_EQ(JsonQuote("\xc0\xaf"), R"("\ufffd\ufffd")");    // overlong '/'
+  EXPECT_EQ(JsonQuote("\xe0\x80\xaf"), R"("\ufffd\ufffd\ufffd")");  // overlong
+  EXPECT_EQ(JsonQuote("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");  // a surrogate
+  EXPECT_EQ(JsonQuote("\xf4\x90\x80\x80"),
+            R"("\ufffd\ufffd\ufffd\ufffd")");  // > U+10FFFF
+  EXPECT_EQ(JsonQuote("\x80ok\xc3\xa9"), "\"\\ufffdok\xc3\xa9\"");
+}
+
+}  // namespace
+}  // namespace elasticbatch::aimaster

@@ -1,0 +1,561 @@
+// Journal: durable, checksummed, group-committed log of commits and quarantines.
+#include "journal.h"
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "crc32c.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "subprocess.h"
+
+namespace elasticbatch::aimaster {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::ReadFileOrEmpty;
+using testing::TempDir;
+using testing::WriteFileOrDie;
+
+constexpr JournalHeader kHeader{0x1234abcd5678ef00ull, 1000};
+
+// Everything a replay delivered, in order.
+struct Replayed {
+  struct Event {
+    bool commit = false;
+    CommitRecord c;
+    QuarantineRecord q;
+  };
+  std::vector<Event> events;
+  JournalReplay replay() {
+    JournalReplay r;
+    r.on_commit = [this](const CommitRecord& c) { events.push_back({true, c, {}}); };
+    r.on_quarantine = [this](const QuarantineRecord& q) {
+      events.push_back({false, {}, q});
+    };
+    return r;
+  }
+};
+
+void ExpectSameCommit(const CommitRecord& a, const CommitRecord& b) {
+  EXPECT_EQ(a.shard_id, b.shard_id);
+  EXPECT_EQ(a.attempt, b.attempt);
+  EXPECT_EQ(a.records, b.records);
+  EXPECT_EQ(a.task_index, b.task_index);
+}
+
+// One record of a test script, appended and expected back.
+struct Item {
+  bool commit;
+  CommitRecord c;
+  QuarantineRecord q;
+};
+
+uint64_t Append(Journal& j, const Item& item) {
+  return item.commit ? j.AppendCommit(item.c) : j.AppendQuarantine(item.q);
+}
+
+void ExpectReplayed(const Replayed& got, const std::vector<Item>& want) {
+  ASSERT_EQ(got.events.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("record ", i));
+    ASSERT_EQ(got.events[i].commit, want[i].commit);
+    if (want[i].commit) {
+      ExpectSameCommit(got.events[i].c, want[i].c);
+    } else {
+      EXPECT_EQ(got.events[i].q.shard_id, want[i].q.shard_id);
+      EXPECT_EQ(got.events[i].q.errors, want[i].q.errors);
+    }
+  }
+}
+
+std::unique_ptr<Journal> MustOpen(const std::string& dir, Replayed* replayed = nullptr,
+                                  JournalHeader header = kHeader) {
+  Replayed ignored;
+  absl::StatusOr<std::unique_ptr<Journal>> j =
+      Journal::Open(dir, header, (replayed != nullptr ? replayed : &ignored)->replay());
+  EXPECT_TRUE(j.ok()) << j.status();
+  return j.ok() ? *std::move(j) : nullptr;
+}
+
+std::string Binary(std::initializer_list<int> bytes) {
+  std::string s;
+  for (int b : bytes) s.push_back(static_cast<char>(b));
+  return s;
+}
+
+// A sample of records with awkward values: large varints and errors holding
+// NUL bytes, high bytes, newlines, empty strings and a long text.
+std::vector<Item> SampleItems() {
+  std::vector<Item> items;
+  items.push_back({true, {0, 1, 0, 0}, {}});
+  items.push_back({true, {999, 4294967295u, 18446744073709551615ull, 4294967295u}, {}});
+  items.push_back(
+      {false, {}, {7, {"first error", Binary({0, 1, 0xff, 0x80, '\n', 0}), ""}}});
+  items.push_back({true, {uint64_t{1} << 40, 7, uint64_t{1} << 33, 65535}, {}});
+  items.push_back({false, {}, {8, {}}});
+  items.push_back({false, {}, {9, {std::string(10000, 'x') + "\xc3\xa9\r\n\t\"\\"}}});
+  items.push_back({true, {3, 2, 128, 127}, {}});
+  return items;
+}
+
+TEST(JournalTest, NewJournalReplaysNothing) {
+  TempDir dir;
+  Replayed replayed;
+  std::unique_ptr<Journal> j = MustOpen(dir.path() + "/state", &replayed);
+  ASSERT_NE(j, nullptr);
+  EXPECT_TRUE(replayed.events.empty());
+  EXPECT_EQ(j->replay_stats().commits, 0u);
+  EXPECT_EQ(j->replay_stats().quarantines, 0u);
+  EXPECT_EQ(j->replay_stats().previous_opens, 0u);
+  EXPECT_EQ(j->replay_stats().truncated_bytes, 0u);
+  EXPECT_EQ(j->path(), dir.path() + "/state/journal");
+  EXPECT_TRUE(std::filesystem::exists(j->path()));
+  EXPECT_TRUE(j->Sync(0).ok());
+  EXPECT_TRUE(j->SyncAll().ok());
+}
+
+TEST(JournalTest, AppendSyncReopenReplaysEverythingInOrder) {
+  TempDir dir;
+  const std::vector<Item> items = SampleItems();
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    ASSERT_NE(j, nullptr);
+    uint64_t last = 0;
+    for (const Item& item : items) {
+      const uint64_t seq = Append(*j, item);
+      EXPECT_GT(seq, last);
+      last = seq;
+    }
+    ASSERT_TRUE(j->Sync(last).ok());
+    // Durable before the journal is closed: a reader sees everything.
+    Replayed read;
+    JournalStats stats;
+    ASSERT_TRUE(Journal::Read(dir.path(), read.replay(), &stats).ok());
+    ExpectReplayed(read, items);
+    EXPECT_EQ(stats.commits, 4u);
+    EXPECT_EQ(stats.quarantines, 3u);
+  }
+  Replayed replayed;
+  std::unique_ptr<Journal> j = MustOpen(dir.path(), &replayed);
+  ASSERT_NE(j, nullptr);
+  ExpectReplayed(replayed, items);
+  EXPECT_EQ(j->replay_stats().commits, 4u);
+  EXPECT_EQ(j->replay_stats().quarantines, 3u);
+  EXPECT_EQ(j->replay_stats().previous_opens, 1u);
+  EXPECT_EQ(j->replay_stats().truncated_bytes, 0u);
+}
+
+TEST(JournalTest, AppendsAfterReopenFollowTheReplayedRecords) {
+  TempDir dir;
+  std::vector<Item> items = SampleItems();
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    for (size_t i = 0; i < 3; ++i) Append(*j, items[i]);
+    ASSERT_TRUE(j->SyncAll().ok());
+  }
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    for (size_t i = 3; i < items.size(); ++i) Append(*j, items[i]);
+    ASSERT_TRUE(j->SyncAll().ok());
+  }
+  Replayed replayed;
+  std::unique_ptr<Journal> j = MustOpen(dir.path(), &replayed);
+  ExpectReplayed(replayed, items);
+  EXPECT_EQ(j->replay_stats().previous_opens, 2u);
+}
+
+TEST(JournalTest, DestructorFlushesUnsyncedRecords) {
+  TempDir dir;
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    j->AppendCommit({5, 1, 10, 2});
+  }
+  Replayed replayed;
+  std::unique_ptr<Journal> j = MustOpen(dir.path(), &replayed);
+  ExpectReplayed(replayed, {{true, {5, 1, 10, 2}, {}}});
+}
+
+TEST(JournalTest, UnsyncedRecordsAreNotOnDiskYet) {
+  TempDir dir;
+  std::unique_ptr<Journal> j = MustOpen(dir.path());
+  const uint64_t a = j->AppendCommit({1, 1, 1, 1});
+  ASSERT_TRUE(j->Sync(a).ok());
+  j->AppendCommit({2, 1, 1, 1});  // buffered only
+  Replayed read;
+  ASSERT_TRUE(Journal::Read(dir.path(), read.replay()).ok());
+  ExpectReplayed(read, {{true, {1, 1, 1, 1}, {}}});
+  ASSERT_TRUE(j->SyncAll().ok());
+  Replayed again;
+  ASSERT_TRUE(Journal::Read(dir.path(), again.replay()).ok());
+  EXPECT_EQ(again.events.size(), 2u);
+}
+
+TEST(JournalTest, HeaderOfAnotherLayoutIsRefused) {
+  TempDir dir;
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    j->AppendCommit({1, 1, 1, 1});
+  }
+  const std::string before = ReadFileOrEmpty(dir.path() + "/journal");
+  Replayed replayed;
+  auto other_layout =
+      Journal::Open(dir.path(), {kHeader.layout_fingerprint + 1, kHeader.total_shards},
+                    replayed.replay());
+  ASSERT_FALSE(other_layout.ok());
+  EXPECT_EQ(other_layout.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(other_layout.status().message()),
+              HasSubstr("another input layout"));
+  EXPECT_THAT(std::string(other_layout.status().message()), HasSubstr(dir.path()));
+  EXPECT_TRUE(replayed.events.empty());
+
+  auto other_count =
+      Journal::Open(dir.path(), {kHeader.layout_fingerprint, kHeader.total_shards + 1},
+                    replayed.replay());
+  ASSERT_FALSE(other_count.ok());
+  EXPECT_EQ(other_count.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(replayed.events.empty());
+
+  // Refusing changes nothing and releases the lock: the right job still opens.
+  EXPECT_EQ(ReadFileOrEmpty(dir.path() + "/journal"), before);
+  Replayed good;
+  std::unique_ptr<Journal> j = MustOpen(dir.path(), &good);
+  ASSERT_NE(j, nullptr);
+  EXPECT_EQ(good.events.size(), 1u);
+  EXPECT_EQ(j->replay_stats().previous_opens, 1u);
+}
+
+TEST(JournalTest, FileThatIsNotAJournalIsRefused) {
+  TempDir dir;
+  // An intact record that is not a header.
+  std::string frame;
+  const std::string payload = "\x05\x01\x01\x01";
+  const char type = 2;
+  uint32_t crc = Crc32c(0, &type, 1);
+  crc = Crc32c(crc, payload.data(), payload.size());
+  for (uint32_t v : {static_cast<uint32_t>(payload.size()), crc}) {
+    for (int i = 0; i < 4; ++i) frame.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  frame.push_back(type);
+  frame += payload;
+  WriteFileOrDie(dir.path() + "/journal", frame);
+  auto j = Journal::Open(dir.path(), kHeader, {});
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(j.status().message()),
+              HasSubstr("not an ElasticBatch journal"));
+  EXPECT_EQ(ReadFileOrEmpty(dir.path() + "/journal"), frame);
+}
+
+TEST(JournalTest, SecondOpenOfTheSameDirIsRefusedWhileTheFirstIsOpen) {
+  TempDir dir;
+  std::unique_ptr<Journal> first = MustOpen(dir.path());
+  ASSERT_NE(first, nullptr);
+  auto second = Journal::Open(dir.path(), kHeader, {});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("in use"));
+  // The refused open did not break the holder or its lock.
+  const uint64_t seq = first->AppendCommit({1, 1, 1, 1});
+  EXPECT_TRUE(first->Sync(seq).ok());
+  auto third = Journal::Open(dir.path(), kHeader, {});
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kFailedPrecondition);
+  first.reset();
+  Replayed replayed;
+  std::unique_ptr<Journal> after = MustOpen(dir.path(), &replayed);
+  ASSERT_NE(after, nullptr);
+  EXPECT_EQ(replayed.events.size(), 1u);
+}
+
+TEST(JournalTest, UncreatableStateDirIsAFailedPrecondition) {
+  TempDir dir;
+  WriteFileOrDie(dir.path() + "/file", "not a directory");
+  auto j = Journal::Open(dir.path() + "/file/state", kHeader, {});
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(j.status().message()), HasSubstr(dir.path() + "/file/state"));
+}
+
+TEST(JournalTest, PreviousOpensCountsEveryOpen) {
+  TempDir dir;
+  for (uint64_t i = 0; i < 4; ++i) {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    ASSERT_NE(j, nullptr);
+    EXPECT_EQ(j->replay_stats().previous_opens, i);
+  }
+  JournalStats stats;
+  ASSERT_TRUE(Journal::Read(dir.path(), {}, &stats).ok());
+  EXPECT_EQ(stats.previous_opens, 4u);
+}
+
+TEST(JournalTest, ReadOfAMissingJournalIsNotFound) {
+  TempDir dir;
+  EXPECT_EQ(Journal::Read(dir.path() + "/nothing", {}).code(),
+            absl::StatusCode::kNotFound);
+}
+
+// Writes `items` to a journal in `dir`; returns the file size before the last
+// item and after it.
+std::pair<uint64_t, uint64_t> WriteJournal(const std::string& dir,
+                                           const std::vector<Item>& items) {
+  std::unique_ptr<Journal> j = MustOpen(dir);
+  for (size_t i = 0; i + 1 < items.size(); ++i) Append(*j, items[i]);
+  EXPECT_TRUE(j->SyncAll().ok());
+  const uint64_t before = std::filesystem::file_size(j->path());
+  Append(*j, items.back());
+  EXPECT_TRUE(j->SyncAll().ok());
+  const uint64_t after = std::filesystem::file_size(j->path());
+  return {before, after};
+}
+
+// Opens a journal whose file is `bytes`, expects `want` back with
+// `truncated` bytes cut, then appends a record and checks it follows.
+void ExpectRecovers(const std::string& dir, const std::string& bytes,
+                    const std::vector<Item>& want, uint64_t truncated) {
+  WriteFileOrDie(dir + "/journal", bytes);
+  {
+    Replayed replayed;
+    std::unique_ptr<Journal> j = MustOpen(dir, &replayed);
+    ASSERT_NE(j, nullptr);
+    ExpectReplayed(replayed, want);
+    EXPECT_EQ(j->replay_stats().truncated_bytes, truncated);
+    EXPECT_EQ(j->replay_stats().previous_opens, 1u);
+    const uint64_t seq = j->AppendCommit({424242, 9, 99, 3});
+    ASSERT_TRUE(j->Sync(seq).ok());
+  }
+  std::vector<Item> with_new = want;
+  with_new.push_back({true, {424242, 9, 99, 3}, {}});
+  Replayed replayed;
+  JournalStats stats;
+  ASSERT_TRUE(Journal::Read(dir, replayed.replay(), &stats).ok());
+  ExpectReplayed(replayed, with_new);
+  EXPECT_EQ(stats.previous_opens, 2u);
+}
+
+void TornTailTest(const std::vector<Item>& items) {
+  TempDir dir;
+  const auto [before, after] = WriteJournal(dir.path() + "/orig", items);
+  ASSERT_LT(before, after);
+  const std::string full = ReadFileOrEmpty(dir.path() + "/orig/journal");
+  ASSERT_EQ(full.size(), after);
+  const std::vector<Item> prefix(items.begin(), items.end() - 1);
+  for (uint64_t cut = before; cut < after; ++cut) {
+    SCOPED_TRACE(absl::StrCat("cut at ", cut, " of ", after));
+    ExpectRecovers(absl::StrCat(dir.path(), "/cut", cut), full.substr(0, cut), prefix,
+                   cut - before);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  // The untouched file loses nothing.
+  ExpectRecovers(dir.path() + "/whole", full, items, 0);
+}
+
+TEST(JournalTest, TornCommitAtTheTailIsCutOffAtEveryOffset) {
+  std::vector<Item> items = SampleItems();
+  items.push_back({true, {uint64_t{1} << 50, 3, 1234567, 77}, {}});
+  TornTailTest(items);
+}
+
+TEST(JournalTest, TornQuarantineAtTheTailIsCutOffAtEveryOffset) {
+  std::vector<Item> items = SampleItems();
+  items.push_back({false, {}, {55, {"boom", Binary({0, 0xfe, '\n'}), "", "last"}}});
+  TornTailTest(items);
+}
+
+TEST(JournalTest, GarbageAfterTheLastRecordIsCutOff) {
+  TempDir dir;
+  const std::vector<Item> items = SampleItems();
+  WriteJournal(dir.path() + "/orig", items);
+  const std::string full = ReadFileOrEmpty(dir.path() + "/orig/journal");
+  std::mt19937 rng(7);
+  std::string random_bytes;
+  for (int i = 0; i < 300; ++i) random_bytes.push_back(static_cast<char>(rng()));
+  const std::vector<std::string> garbage = {
+      std::string(1, '\0'),
+      std::string(8, '\0'),
+      std::string(4096, '\0'),  // a zero-filled block after a crash
+      std::string(37, '\xff'),
+      random_bytes,
+      // A plausible frame: small length, wrong checksum.
+      Binary({4, 0, 0, 0, 1, 2, 3, 4, 2, 1, 1, 1, 1}),
+      // A frame claiming a huge payload.
+      Binary({0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 2}),
+  };
+  for (size_t i = 0; i < garbage.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("garbage ", i));
+    ExpectRecovers(absl::StrCat(dir.path(), "/g", i), full + garbage[i], items,
+                   garbage[i].size());
+  }
+}
+
+TEST(JournalTest, CorruptLastRecordIsCutOff) {
+  TempDir dir;
+  const std::vector<Item> items = SampleItems();
+  const auto [before, after] = WriteJournal(dir.path() + "/orig", items);
+  const std::string full = ReadFileOrEmpty(dir.path() + "/orig/journal");
+  const std::vector<Item> prefix(items.begin(), items.end() - 1);
+  for (uint64_t pos = before; pos < after; ++pos) {
+    SCOPED_TRACE(absl::StrCat("flipped byte ", pos));
+    std::string bad = full;
+    bad[pos] = static_cast<char>(bad[pos] ^ 0x10);
+    ExpectRecovers(absl::StrCat(dir.path(), "/flip", pos), bad, prefix, after - before);
+    if (HasFatalFailure()) return;
+  }
+}
+
+TEST(JournalTest, ReplayStopsAtTheFirstCorruptRecord) {
+  TempDir dir;
+  std::vector<Item> items = SampleItems();
+  std::string full;
+  uint64_t third_start = 0;
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path() + "/orig");
+    Append(*j, items[0]);
+    Append(*j, items[1]);
+    ASSERT_TRUE(j->SyncAll().ok());
+    third_start = std::filesystem::file_size(j->path());
+    for (size_t i = 2; i < items.size(); ++i) Append(*j, items[i]);
+    ASSERT_TRUE(j->SyncAll().ok());
+    full = ReadFileOrEmpty(j->path());
+  }
+  std::string bad = full;
+  bad[third_start + 4] = static_cast<char>(bad[third_start + 4] ^ 1);  // its checksum
+  ExpectRecovers(dir.path() + "/bad", bad, {items[0], items[1]},
+                 full.size() - third_start);
+}
+
+TEST(JournalTest, TornFirstOpenStartsOver) {
+  TempDir dir;
+  std::string full;
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path() + "/orig");
+    full = ReadFileOrEmpty(j->path());
+  }
+  // A new journal holds the header record and an empty "opened" record (9 bytes).
+  ASSERT_GT(full.size(), 18u);
+  const size_t header_bytes = full.size() - 9;
+  for (size_t cut = 1; cut < full.size(); ++cut) {
+    SCOPED_TRACE(absl::StrCat("cut at ", cut));
+    const std::string sub = absl::StrCat(dir.path(), "/h", cut);
+    WriteFileOrDie(sub + "/journal", full.substr(0, cut));
+    Replayed replayed;
+    std::unique_ptr<Journal> j = MustOpen(sub, &replayed);
+    ASSERT_NE(j, nullptr);
+    EXPECT_TRUE(replayed.events.empty());
+    EXPECT_EQ(j->replay_stats().truncated_bytes,
+              cut < header_bytes ? cut : cut - header_bytes);
+    EXPECT_EQ(j->replay_stats().previous_opens, 0u);
+    j.reset();
+    // Whatever was cut, the journal is whole again.
+    EXPECT_EQ(ReadFileOrEmpty(sub + "/journal").substr(0, header_bytes),
+              full.substr(0, header_bytes));
+    JournalStats stats;
+    ASSERT_TRUE(Journal::Read(sub, {}, &stats).ok());
+    EXPECT_EQ(stats.previous_opens, 1u);
+  }
+}
+
+TEST(JournalTest, LargeJournalReplaysAcrossReadBuffers) {
+  TempDir dir;
+  constexpr uint64_t kCommits = 150'000;  // about 2 MiB of records
+  const std::string big_error(3 << 20, 'e');
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    for (uint64_t i = 0; i < kCommits; ++i) {
+      j->AppendCommit(
+          {i, static_cast<uint32_t>(i % 5 + 1), i * 3, static_cast<uint32_t>(i % 64)});
+      if (i == kCommits / 2)
+        j->AppendQuarantine({i + kCommits, {"small", big_error, "tail"}});
+    }
+    ASSERT_TRUE(j->SyncAll().ok());
+  }
+  uint64_t next = 0;
+  bool ordered = true;
+  int quarantines = 0;
+  JournalReplay replay;
+  replay.on_commit = [&](const CommitRecord& c) {
+    ordered = ordered && c.shard_id == next && c.attempt == next % 5 + 1 &&
+              c.records == next * 3 && c.task_index == next % 64;
+    ++next;
+  };
+  replay.on_quarantine = [&](const QuarantineRecord& q) {
+    ++quarantines;
+    EXPECT_EQ(next, kCommits / 2 + 1);
+    EXPECT_EQ(q.shard_id, kCommits / 2 + kCommits);
+    ASSERT_EQ(q.errors.size(), 3u);
+    EXPECT_EQ(q.errors[0], "small");
+    EXPECT_TRUE(q.errors[1] == big_error);
+    EXPECT_EQ(q.errors[2], "tail");
+  };
+  auto j = Journal::Open(dir.path(), kHeader, replay);
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_TRUE(ordered);
+  EXPECT_EQ(next, kCommits);
+  EXPECT_EQ(quarantines, 1);
+  EXPECT_EQ((*j)->replay_stats().commits, kCommits);
+  EXPECT_EQ((*j)->replay_stats().truncated_bytes, 0u);
+}
+
+TEST(JournalTest, ConcurrentSyncsAllSucceedAndEverythingIsDurable) {
+  TempDir dir;
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 150;
+  std::unique_ptr<Journal> j = MustOpen(dir.path());
+  ASSERT_NE(j, nullptr);
+  std::vector<std::thread> threads;
+  std::vector<int> failures(kThreads, 0);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const uint64_t id = static_cast<uint64_t>(t) * 1000 + i;
+        uint64_t seq;
+        if (i % 5 == 4) {
+          seq = j->AppendQuarantine({id, {absl::StrCat("thread ", t, " item ", i)}});
+        } else {
+          seq = j->AppendCommit({id, static_cast<uint32_t>(t), static_cast<uint64_t>(i),
+                                 static_cast<uint32_t>(t)});
+        }
+        if (!j->Sync(seq).ok()) ++failures[t];
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(failures[t], 0) << "thread " << t;
+  // Read while the journal is still open: every Sync'ed record is on disk.
+  std::multiset<uint64_t> commits;
+  std::multiset<uint64_t> quarantines;
+  JournalReplay replay;
+  replay.on_commit = [&](const CommitRecord& c) {
+    commits.insert(c.shard_id);
+    EXPECT_EQ(c.records, c.shard_id % 1000);
+    EXPECT_EQ(c.task_index, c.shard_id / 1000);
+  };
+  replay.on_quarantine = [&](const QuarantineRecord& q) {
+    quarantines.insert(q.shard_id);
+    ASSERT_EQ(q.errors.size(), 1u);
+    EXPECT_EQ(q.errors[0],
+              absl::StrCat("thread ", q.shard_id / 1000, " item ", q.shard_id % 1000));
+  };
+  JournalStats stats;
+  ASSERT_TRUE(Journal::Read(dir.path(), replay, &stats).ok());
+  EXPECT_EQ(stats.commits + stats.quarantines, uint64_t{kThreads * kPerThread});
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      const uint64_t id = static_cast<uint64_t>(t) * 1000 + i;
+      auto& set = i % 5 == 4 ? quarantines : commits;
+      EXPECT_EQ(set.count(id), 1u) << id;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace elasticbatch::aimaster

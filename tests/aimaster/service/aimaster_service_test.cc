@@ -1,0 +1,258 @@
+// The gRPC adapters over an in-process channel: message conversion, status
+// codes, long-poll, heartbeat commands, and the Admin service.
+#include <grpcpp/client_context.h>
+
+#include <future>
+
+#include "elasticbatch/v1/admin.grpc.pb.h"
+#include "elasticbatch/v1/elasticbatch.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "master_fixture.h"
+
+namespace elasticbatch::aimaster {
+namespace {
+
+using ::testing::HasSubstr;
+
+class AimasterServiceTest : public ::testing::Test {
+ protected:
+  AimasterServiceTest()
+      : master_(/*files=*/2, /*bytes_each=*/100, /*shard_bytes=*/50, Options()),
+        stub_(v1::AIMaster::NewStub(master_.server().InProcessChannel())),
+        admin_(v1::Admin::NewStub(master_.server().InProcessChannel())) {}
+
+  static CoordinatorOptions Options() {
+    CoordinatorOptions o;
+    o.max_attempts = 2;
+    o.speculation = false;
+    o.job_id = "svc-test";
+    o.input_channel = "data";
+    o.output_channel = "predictions";
+    return o;
+  }
+
+  uint64_t Register(uint32_t index) {
+    v1::RegisterWorkerRequest req;
+    req.set_task_type("worker");
+    req.set_task_index(index);
+    req.set_pid(100 + static_cast<int>(index));
+    v1::RegisterWorkerResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub_->RegisterWorker(&ctx, req, &resp).ok());
+    return resp.session_id();
+  }
+
+  grpc::Status Acquire(uint64_t session, uint32_t n, v1::AcquireShardsResponse* resp,
+                       std::vector<v1::LeaseRef> published = {}, int wait_ms = 0) {
+    v1::AcquireShardsRequest req;
+    req.set_session_id(session);
+    req.set_max_shards(n);
+    req.mutable_wait()->set_nanos(wait_ms * 1'000'000);
+    for (auto& p : published) *req.add_published() = p;
+    grpc::ClientContext ctx;
+    return stub_->AcquireShards(&ctx, req, resp);
+  }
+
+  static v1::LeaseRef Lease(const v1::Shard& s) {
+    v1::LeaseRef l;
+    l.set_shard_id(s.shard_id());
+    l.set_attempt(s.attempt());
+    return l;
+  }
+
+  v1::CommitResult::Decision Commit(uint64_t session, const v1::Shard& s) {
+    v1::CommitShardRequest req;
+    req.set_session_id(session);
+    *req.add_commits()->mutable_lease() = Lease(s);
+    req.mutable_commits(0)->set_records(7);
+    v1::CommitShardResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub_->CommitShard(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.results_size(), 1);
+    return resp.results(0).decision();
+  }
+
+  MasterFixture master_;
+  std::unique_ptr<v1::AIMaster::Stub> stub_;
+  std::unique_ptr<v1::Admin::Stub> admin_;
+};
+
+TEST_F(AimasterServiceTest, RegisterAnswersJobFacts) {
+  v1::RegisterWorkerRequest req;
+  req.set_task_type("worker");
+  req.set_task_index(0);
+  v1::RegisterWorkerResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->RegisterWorker(&ctx, req, &resp).ok());
+  EXPECT_NE(resp.session_id(), 0u);
+  EXPECT_EQ(resp.job().job_id(), "svc-test");
+  EXPECT_EQ(resp.job().input_channel(), "data");
+  EXPECT_EQ(resp.job().output_channel(), "predictions");
+  EXPECT_EQ(resp.job().total_shards(), 4u);
+  EXPECT_GT(resp.lease_timeout().seconds(), 0);
+}
+
+TEST_F(AimasterServiceTest, BadRequestsGetTheDocumentedCodes) {
+  v1::RegisterWorkerRequest req;
+  req.set_task_type("chief");
+  v1::RegisterWorkerResponse reg;
+  grpc::ClientContext ctx;
+  grpc::Status s = stub_->RegisterWorker(&ctx, req, &reg);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("chief"));
+
+  v1::AcquireShardsResponse resp;
+  EXPECT_EQ(Acquire(424242, 1, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+  const uint64_t session = Register(0);
+  EXPECT_EQ(Acquire(session, 0, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::FailShardRequest fail;
+  fail.set_session_id(session);
+  fail.mutable_lease()->set_shard_id(1);
+  fail.mutable_lease()->set_attempt(9);
+  v1::FailShardResponse fail_resp;
+  grpc::ClientContext fctx;
+  s = stub_->FailShard(&fctx, fail, &fail_resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(AimasterServiceTest, ShardsCarryTheirRangeAndTheJobEndsAfterConfirmation) {
+  const uint64_t session = Register(0);
+  v1::AcquireShardsResponse resp;
+  ASSERT_TRUE(Acquire(session, 10, &resp).ok());
+  ASSERT_EQ(resp.outcome(), v1::AcquireShardsResponse::SHARDS);
+  ASSERT_EQ(resp.shards_size(), 4);
+  EXPECT_EQ(resp.shards(0).channel(), "data");
+  EXPECT_EQ(resp.shards(0).source(), "f0");
+  EXPECT_EQ(resp.shards(1).begin(), 50u);
+  EXPECT_EQ(resp.shards(1).end(), 100u);
+  EXPECT_EQ(resp.shards(1).unit(), v1::SHARD_UNIT_BYTES);
+  EXPECT_EQ(resp.shards(3).output_name(), "part-00003");
+  EXPECT_EQ(resp.shards(0).attempt(), 1u);
+
+  std::vector<v1::LeaseRef> published;
+  for (const v1::Shard& s : resp.shards()) {
+    ASSERT_EQ(Commit(session, s), v1::CommitResult::GRANTED);
+    published.push_back(Lease(s));
+  }
+  v1::AcquireShardsResponse end;
+  ASSERT_TRUE(Acquire(session, 1, &end, published).ok());
+  EXPECT_EQ(end.outcome(), v1::AcquireShardsResponse::END);
+  EXPECT_TRUE(end.job_succeeded());
+  // Confirmations were durable before the answer.
+  for (int c : master_.CommitsPerShard()) EXPECT_EQ(c, 1);
+}
+
+TEST_F(AimasterServiceTest, WaitWhenEverythingIsLeasedAndWakeOnRequeue) {
+  const uint64_t a = Register(0);
+  const uint64_t b = Register(1);
+  v1::AcquireShardsResponse all;
+  ASSERT_TRUE(Acquire(a, 10, &all).ok());
+  ASSERT_EQ(all.shards_size(), 4);
+
+  v1::AcquireShardsResponse wait;
+  ASSERT_TRUE(Acquire(b, 1, &wait).ok());
+  EXPECT_EQ(wait.outcome(), v1::AcquireShardsResponse::WAIT);
+  EXPECT_GT(wait.retry_after().nanos() + wait.retry_after().seconds(), 0);
+
+  // A long-polling acquire gets the shard that A gives back.
+  auto parked = std::async(std::launch::async, [&] {
+    v1::AcquireShardsResponse r;
+    EXPECT_TRUE(Acquire(b, 1, &r, {}, /*wait_ms=*/20000).ok());
+    return r;
+  });
+  v1::FailShardRequest fail;
+  fail.set_session_id(a);
+  *fail.mutable_lease() = Lease(all.shards(2));
+  fail.set_error("model crashed");
+  v1::FailShardResponse fail_resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->FailShard(&ctx, fail, &fail_resp).ok());
+  EXPECT_EQ(fail_resp.outcome(), v1::FailShardResponse::REQUEUED);
+  EXPECT_EQ(fail_resp.failures(), 1u);
+  v1::AcquireShardsResponse got = parked.get();
+  ASSERT_EQ(got.outcome(), v1::AcquireShardsResponse::SHARDS);
+  EXPECT_EQ(got.shards(0).shard_id(), 2u);
+  EXPECT_EQ(got.shards(0).attempt(), 2u);
+}
+
+TEST_F(AimasterServiceTest, CommitDecisionsAndHeartbeatCommands) {
+  const uint64_t a = Register(0);
+  const uint64_t b = Register(1);
+  v1::AcquireShardsResponse got;
+  ASSERT_TRUE(Acquire(a, 1, &got).ok());
+  const v1::Shard shard = got.shards(0);
+  // B may not act on A's lease.
+  EXPECT_EQ(Commit(b, shard), v1::CommitResult::LEASE_LOST);
+  EXPECT_EQ(Commit(a, shard), v1::CommitResult::GRANTED);
+
+  // A heartbeat naming a lease that is not current is told to cancel it.
+  v1::HeartbeatRequest hb;
+  hb.set_session_id(b);
+  v1::ShardProgress* p = hb.add_progress();
+  p->mutable_lease()->set_shard_id(3);
+  p->mutable_lease()->set_attempt(5);
+  v1::HeartbeatResponse hb_resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->Heartbeat(&ctx, hb, &hb_resp).ok());
+  ASSERT_EQ(hb_resp.commands_size(), 1);
+  EXPECT_EQ(hb_resp.commands(0).kind(), v1::WorkerCommand::CANCEL_SHARD);
+  EXPECT_EQ(hb_resp.commands(0).lease().shard_id(), 3u);
+  EXPECT_THAT(hb_resp.commands(0).reason(), HasSubstr("not current"));
+}
+
+TEST_F(AimasterServiceTest, AdminShowsProgressAndStopEndsTheJob) {
+  const uint64_t a = Register(4);
+  v1::AcquireShardsResponse got;
+  ASSERT_TRUE(Acquire(a, 2, &got).ok());
+
+  v1::JobStatus status;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(admin_->GetJobStatus(&ctx, v1::GetJobStatusRequest(), &status).ok());
+  }
+  EXPECT_EQ(status.job_id(), "svc-test");
+  EXPECT_EQ(status.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(status.total_shards(), 4u);
+  EXPECT_EQ(status.leased_shards(), 2u);
+  EXPECT_EQ(status.pending_shards(), 2u);
+
+  v1::ListShardsRequest req;
+  req.set_filter(v1::ListShardsRequest::ACTIVE);
+  v1::ListShardsResponse shards;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(admin_->ListShards(&ctx, req, &shards).ok());
+  }
+  ASSERT_EQ(shards.shards_size(), 2);
+  EXPECT_EQ(shards.shards(0).state(), v1::SHARD_STATE_LEASED);
+  ASSERT_EQ(shards.shards(0).leases_size(), 1);
+  EXPECT_EQ(shards.shards(0).leases(0).task_index(), 4u);
+
+  v1::ListWorkersResponse workers;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(admin_->ListWorkers(&ctx, v1::ListWorkersRequest(), &workers).ok());
+  }
+  ASSERT_EQ(workers.instances_size(), 1);
+  EXPECT_EQ(workers.instances(0).task_index(), 4u);
+  EXPECT_EQ(workers.instances(0).attempts(0).leases_held(), 2u);
+
+  v1::StopJobRequest stop;
+  stop.set_reason("maintenance");
+  v1::StopJobResponse stopped;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(admin_->StopJob(&ctx, stop, &stopped).ok());
+  }
+  EXPECT_EQ(stopped.status().state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(stopped.status().reason(), HasSubstr("maintenance"));
+  v1::AcquireShardsResponse end;
+  ASSERT_TRUE(Acquire(a, 1, &end).ok());
+  EXPECT_EQ(end.outcome(), v1::AcquireShardsResponse::END);
+  EXPECT_FALSE(end.job_succeeded());
+}
+
+}  // namespace
+}  // namespace elasticbatch::aimaster

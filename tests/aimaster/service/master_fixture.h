@@ -1,0 +1,79 @@
+// A real in-process master over a directory of generated input, for service
+// and integration tests.
+#ifndef ELASTICBATCH_TESTS_AIMASTER_SERVICE_MASTER_FIXTURE_H_
+#define ELASTICBATCH_TESTS_AIMASTER_SERVICE_MASTER_FIXTURE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "clock.h"
+#include "input_scanner.h"
+#include "job_coordinator.h"
+#include "journal.h"
+#include "master_server.h"
+#include "shard_enumerator.h"
+#include "subprocess.h"
+
+namespace elasticbatch::aimaster {
+
+class MasterFixture {
+ public:
+  // Writes `files` input files of `bytes_each` bytes, shards them by
+  // `shard_bytes`, and starts a master on 127.0.0.1 (port 0).
+  MasterFixture(int files, int bytes_each, uint64_t shard_bytes,
+                CoordinatorOptions options,
+                absl::Duration tick = absl::Milliseconds(20)) {
+    for (int i = 0; i < files; ++i) {
+      testing::WriteFileOrDie(absl::StrCat(dir_.path(), "/in/f", i),
+                              std::string(static_cast<size_t>(bytes_each), 'x'));
+    }
+    output_dir_ = dir_.path() + "/out";
+    state_dir_ = dir_.path() + "/state";
+    auto listed = ListSourceFiles(dir_.path() + "/in");
+    shards_ = std::make_unique<ShardEnumerator>(
+        *ShardEnumerator::ForFiles(*listed, ShardingMode::kBytes, shard_bytes));
+    journal_ = std::move(*Journal::Open(
+        state_dir_, {shards_->fingerprint(), shards_->shard_count()}, JournalReplay{}));
+    coordinator_ = std::make_unique<JobCoordinator>(&clock_, shards_.get(),
+                                                    journal_.get(), std::move(options));
+    MasterServerOptions server_options;
+    server_options.host = "127.0.0.1";
+    server_options.port = 0;
+    server_options.tick_interval = tick;
+    server_ = std::move(
+        *MasterServer::Start(coordinator_.get(), journal_.get(), server_options));
+  }
+  ~MasterFixture() { server_->Shutdown(); }
+
+  std::string target() const { return absl::StrCat("127.0.0.1:", server_->port()); }
+  MasterServer& server() { return *server_; }
+  JobCoordinator& coordinator() { return *coordinator_; }
+  const ShardEnumerator& shards() const { return *shards_; }
+  const std::string& output_dir() const { return output_dir_; }
+  const std::string& state_dir() const { return state_dir_; }
+
+  // Commit records per shard id, read from the journal.
+  std::vector<int> CommitsPerShard() {
+    (void)journal_->SyncAll();
+    std::vector<int> counts(shards_->shard_count(), 0);
+    JournalReplay replay;
+    replay.on_commit = [&](const CommitRecord& c) { ++counts.at(c.shard_id); };
+    EXPECT_TRUE(Journal::Read(state_dir_, replay).ok());
+    return counts;
+  }
+
+ private:
+  testing::TempDir dir_;
+  std::string output_dir_;
+  std::string state_dir_;
+  RealClock clock_;
+  std::unique_ptr<ShardEnumerator> shards_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<JobCoordinator> coordinator_;
+  std::unique_ptr<MasterServer> server_;
+};
+
+}  // namespace elasticbatch::aimaster
+
+#endif  // ELASTICBATCH_TESTS_AIMASTER_SERVICE_MASTER_FIXTURE_H_
