@@ -2,4 +2,5 @@
 # Runs every benchmark behind `./dev bench`. $1: the directory holding the binaries.
 set -euo pipefail
 BIN="$1"
-echo "no benchmarks yet"
+echo "== scale: master memory per pending shard, journal replay"
+"$BIN/scale_bench" --bin "$BIN"

@@ -12,9 +12,13 @@ namespace {
 constexpr absl::Duration kRateWindow = absl::Seconds(30);
 constexpr absl::Duration kWorkerRateSample = absl::Seconds(1);
 constexpr double kEwmaAlpha = 0.3;
+// Errors are kept verbatim up to this size (the tail is what explains them).
+constexpr size_t kMaxErrorBytes = 16 << 10;
 
-std::string Seconds(absl::Duration d) {
-  return absl::StrFormat("%.1fs", absl::ToDoubleSeconds(d));
+std::string CapError(const std::string& error) {
+  if (error.size() <= kMaxErrorBytes) return error;
+  return absl::StrCat("[", error.size() - kMaxErrorBytes, " bytes cut] ",
+                      error.substr(error.size() - kMaxErrorBytes));
 }
 
 }  // namespace
@@ -139,7 +143,8 @@ void JobCoordinator::RecordProgressLocked(SessionId id, Session& s,
   (void)s;
   for (const ProgressReport& p : progress) {
     absl::Status st =
-        table_.RecordProgress(id, p.lease, p.records_done, p.units_done, now);
+        p.started ? table_.RecordProgress(id, p.lease, p.records_done, p.units_done, now)
+                  : table_.Renew(id, p.lease, now);
     if (!st.ok() && cancels != nullptr) {
       cancels->push_back(
           {WorkerCommand::Kind::kCancelShard, p.lease, std::string(st.message()), false});
@@ -292,7 +297,8 @@ absl::StatusOr<FailResult> JobCoordinator::Fail(SessionId session, LeaseRef leas
   const absl::Time now = clock_->Now();
   absl::StatusOr<Session*> s = LiveSession(session, now);
   if (!s.ok()) return s.status();
-  const std::string attributed = absl::StrCat(WorkerName((*s)->who), ": ", error);
+  const std::string attributed =
+      absl::StrCat(WorkerName((*s)->who), ": ", CapError(error));
   absl::StatusOr<FailOutcome> outcome = table_.Fail(session, lease, attributed, now);
   if (!outcome.ok()) return outcome.status();
   FailResult result;
@@ -309,18 +315,15 @@ uint64_t JobCoordinator::Tick() {
   const absl::Time now = clock_->Now();
   uint64_t seq = 0;
   for (auto& [id, s] : sessions_) {
-    if (!s.ended_reason.empty() || s.leases_expired) continue;
-    if (now - s.last_seen <= options_.lease_timeout) continue;
-    s.leases_expired = true;
-    if (table_.LeaseCount(id) == 0) continue;
-    const std::string reason = absl::StrCat(
-        "expired: no call from ", WorkerName(s.who), " for ", Seconds(now - s.last_seen),
-        " (lease timeout ", Seconds(options_.lease_timeout), ")");
-    FailOutcome released =
-        table_.ReleaseSession(id, reason, /*count_as_failure=*/true, now);
-    seq = std::max(seq, JournalFailures(released));
-    ++work_epoch_;
+    // Silent sessions no longer count as waiting to hear the job's end.
+    if (s.ended_reason.empty() && now - s.last_seen > options_.lease_timeout) {
+      s.leases_expired = true;
+    }
   }
+  const uint64_t pending_before = table_.pending();
+  FailOutcome expired = table_.ExpireLeases(now, options_.lease_timeout);
+  if (table_.pending() != pending_before || !expired.quarantined.empty()) ++work_epoch_;
+  seq = std::max(seq, JournalFailures(expired));
   rate_samples_.push_back({now, table_.committed(), committed_records_});
   while (rate_samples_.size() > 2 && now - rate_samples_.front().at > kRateWindow) {
     rate_samples_.pop_front();

@@ -34,7 +34,8 @@
 namespace elasticbatch::aimaster {
 
 struct CoordinatorOptions {
-  // A session silent this long loses its leases (they are requeued). Default: 30s.
+  // A lease not renewed (listed in a heartbeat) this long expires and its
+  // shard is requeued. Default: 30s.
   absl::Duration lease_timeout = absl::Seconds(30);
   // How often workers should heartbeat. Default: 2s.
   absl::Duration heartbeat_interval = absl::Seconds(2);
@@ -75,10 +76,13 @@ struct Registration {
   uint64_t durable_seq = 0;
 };
 
+// One lease a worker holds; reporting it renews it.
 struct ProgressReport {
   LeaseRef lease;
   uint64_t records_done = 0;
   uint64_t units_done = 0;
+  // False while the shard is only prefetched.
+  bool started = true;
 };
 
 // A shard as handed to a worker.
@@ -192,7 +196,8 @@ class JobCoordinator {
                                        const std::vector<CommitRequest>& commits,
                                        const std::vector<LeaseRef>& published);
   // FAILED_PRECONDITION: the lease is not current (the message says why).
-  absl::StatusOr<FailResult> Fail(SessionId session, LeaseRef lease, const std::string& error);
+  absl::StatusOr<FailResult> Fail(SessionId session, LeaseRef lease,
+                                  const std::string& error);
 
   // Periodic work: lease expiry, rate sampling. Returns the journal sequence
   // to sync (0 when nothing was journalled).

@@ -23,6 +23,8 @@ constexpr uint64_t kMagic = 0x314A424Cull;  // "LBJ1"
 constexpr uint32_t kVersion = 1;
 constexpr size_t kFrameBytes = 9;  // length, crc, type
 constexpr uint32_t kMaxPayload = 64u << 20;
+// The first write of a journal (header and open records) is at most this long.
+constexpr uint64_t kMaxFirstWriteBytes = 2 * kFrameBytes + 4 * 10;
 
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -48,7 +50,8 @@ void PutU32(std::string* out, uint32_t v) {
 
 uint32_t GetU32(const char* p) {
   uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    v |= static_cast<uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return v;
 }
 
@@ -79,7 +82,8 @@ absl::Status WriteAll(int fd, const std::string& data) {
   while (off < data.size()) {
     ssize_t n = write(fd, data.data() + off, data.size() - off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return absl::InternalError(absl::StrCat("journal write: ", strerror(errno)));
+    if (n < 0)
+      return absl::InternalError(absl::StrCat("journal write: ", strerror(errno)));
     off += static_cast<size_t>(n);
   }
   return absl::OkStatus();
@@ -131,8 +135,8 @@ absl::Status ParseJournal(int fd, const std::string& path, const JournalHeader* 
             absl::StrCat(path, " is not an ElasticBatch journal"));
       }
       if (version != kVersion) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(path, " has journal version ", version, ", expected ", kVersion));
+        return absl::FailedPreconditionError(absl::StrCat(
+            path, " has journal version ", version, ", expected ", kVersion));
       }
       if (expected != nullptr && (fingerprint != expected->layout_fingerprint ||
                                   total != expected->total_shards)) {
@@ -224,6 +228,12 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
   struct stat st;
   fstat(journal->fd_, &st);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (!saw_header && size > kMaxFirstWriteBytes) {
+    // More than a torn first write: this is damage, not a crash mid-append.
+    return absl::DataLossError(absl::StrCat(
+        journal->path_, " has no intact header but holds ", size,
+        " bytes; refusing to overwrite it (move it away to start the job over)"));
+  }
   if (good < size) {
     // A crash mid-append leaves a torn tail: it was never acknowledged.
     journal->replay_stats_.truncated_bytes = size - good;
@@ -255,8 +265,8 @@ absl::Status Journal::Read(const std::string& dir, const JournalReplay& replay,
   JournalStats local;
   uint64_t good = 0;
   bool saw_header = false;
-  absl::Status s = ParseJournal(fd, path, nullptr, replay, stats != nullptr ? stats : &local,
-                                &good, &saw_header);
+  absl::Status s = ParseJournal(fd, path, nullptr, replay,
+                                stats != nullptr ? stats : &local, &good, &saw_header);
   close(fd);
   return s;
 }

@@ -44,6 +44,7 @@ LeasedShard ShardTable::LeaseLocked(uint64_t id, ActiveShard& shard, SessionId s
   lease.attempt = ++shard.last_attempt;
   lease.session = session;
   lease.granted_at = now;
+  lease.renewed_at = now;
   lease.speculative = speculative;
   if (shard.leases.empty()) ++leased_shards_;
   if (speculative) ++speculative_leases_;
@@ -148,9 +149,50 @@ absl::Status ShardTable::RecordProgress(SessionId session, LeaseRef lease,
   if (!index.ok()) return index.status();
   Lease& l = active_.at(lease.shard_id).leases[*index];
   if (!l.started_at) l.started_at = now;
+  l.renewed_at = now;
   l.records_done = std::max(l.records_done, records_done);
   l.units_done = std::max(l.units_done, units_done);
   return absl::OkStatus();
+}
+
+absl::Status ShardTable::Renew(SessionId session, LeaseRef lease, absl::Time now) {
+  absl::StatusOr<size_t> index = FindLease(session, lease);
+  if (!index.ok()) return index.status();
+  active_.at(lease.shard_id).leases[*index].renewed_at = now;
+  return absl::OkStatus();
+}
+
+FailOutcome ShardTable::ExpireLeases(absl::Time now, absl::Duration timeout) {
+  FailOutcome outcome;
+  std::vector<std::pair<uint64_t, uint32_t>> expired;
+  for (const auto& [id, shard] : active_) {
+    for (const Lease& l : shard.leases) {
+      if (now - l.renewed_at > timeout) expired.push_back({id, l.attempt});
+    }
+  }
+  std::sort(expired.begin(), expired.end());  // deterministic requeue order
+  for (const auto& [id, attempt] : expired) {
+    auto it = active_.find(id);
+    if (it == active_.end()) continue;  // quarantined by an earlier expiry
+    ActiveShard& shard = it->second;
+    for (size_t i = 0; i < shard.leases.size(); ++i) {
+      const Lease& l = shard.leases[i];
+      if (l.attempt != attempt) continue;
+      const bool started = l.started_at.has_value() || l.commit_granted;
+      const std::string reason = absl::StrCat(
+          "expired: not renewed for ",
+          absl::FormatDuration(absl::Trunc(now - l.renewed_at, absl::Milliseconds(1))),
+          " (lease timeout ", absl::FormatDuration(timeout), ")");
+      DropLease(id, shard, i, reason);
+      if (started) {
+        const uint32_t before = outcome.failures;
+        CountFailure(id, reason, &outcome);
+        outcome.failures = std::max(before, outcome.failures);
+      }
+      break;
+    }
+  }
+  return outcome;
 }
 
 CommitOutcome ShardTable::RequestCommit(SessionId session, LeaseRef lease,
@@ -176,6 +218,7 @@ CommitOutcome ShardTable::RequestCommit(SessionId session, LeaseRef lease,
     }
   }
   if (!mine.started_at) mine.started_at = mine.granted_at;
+  mine.renewed_at = now;
   mine.commit_granted = true;
   mine.commit_records = records;
   recent_shard_times_.push_back(now - *mine.started_at);
@@ -283,6 +326,7 @@ bool ShardTable::Reclaim(SessionId session, LeaseRef lease, absl::Time now) {
   l.attempt = lease.attempt;
   l.session = session;
   l.granted_at = now;
+  l.renewed_at = now;
   l.started_at = now;
   shard.leases.push_back(l);
   ++leased_shards_;
@@ -316,6 +360,7 @@ std::optional<PublishedShard> ShardTable::AdoptPublished(SessionId session,
     l.attempt = lease.attempt;
     l.session = session;
     l.granted_at = now;
+    l.renewed_at = now;
     shard.leases.push_back(l);
   }
   shard.leases[winner].commit_granted = true;
@@ -382,64 +427,73 @@ std::optional<uint64_t> ShardTable::PickStraggler(SessionId for_session,
                                                   absl::Time now) const {
   const std::optional<absl::Duration> median = MedianShardTime();
   if (!median) return std::nullopt;
-  // Pass 1: per session, the time left on its running shard and its pace.
+  // A started lease's time left, from its own progress; without progress yet,
+  // at least as long as it has run and not shorter than a usual shard.
+  struct Estimate {
+    absl::Duration left;
+    absl::Duration total;
+  };
+  auto estimate = [&](uint64_t id, const Lease& l) {
+    const absl::Duration elapsed = now - *l.started_at;
+    const uint64_t units = shards_->ShardUnits(id);
+    absl::Duration total;
+    if (l.units_done > 0 && units > 0) {
+      total = elapsed / std::min(1.0, static_cast<double>(l.units_done) / units);
+    } else {
+      total = std::max(elapsed * 2, *median);
+    }
+    return Estimate{std::max(total - elapsed, absl::ZeroDuration()), total};
+  };
+  // Pass 1: per session, the time its running shards still need and its pace;
+  // prefetched shards start only after those.
   struct Pace {
-    absl::Duration running_left = absl::ZeroDuration();
-    absl::Duration shard_time;
+    absl::Duration busy_for = absl::ZeroDuration();
+    absl::Duration shard_time = absl::ZeroDuration();
   };
   absl::flat_hash_map<SessionId, Pace> pace;
   for (const auto& [id, shard] : active_) {
     for (const Lease& l : shard.leases) {
       if (!l.started_at || l.commit_granted) continue;
-      const absl::Duration elapsed = now - *l.started_at;
-      const uint64_t units = shards_->ShardUnits(id);
-      absl::Duration total_time;
-      if (l.units_done > 0 && units > 0) {
-        const double fraction = std::min(1.0, static_cast<double>(l.units_done) / units);
-        total_time = elapsed / fraction;
-      } else {
-        // No progress yet: at least as long as it has run, and not shorter than usual.
-        total_time = std::max(elapsed * 2, *median);
-      }
+      const Estimate e = estimate(id, l);
       Pace& p = pace[l.session];
-      p.running_left = std::max(p.running_left, total_time - elapsed);
-      p.shard_time = std::max(p.shard_time, total_time);
+      p.busy_for = std::max(p.busy_for, e.left);
+      p.shard_time = std::max(p.shard_time, e.total);
     }
   }
-  // Pass 2: estimate every single-leased shard; queued ones wait for the
-  // running one and then take a shard time each.
-  absl::flat_hash_map<SessionId, int> queued_seen;
-  std::vector<std::pair<absl::Time, uint64_t>> unstarted;
+  // Pass 2: the single-leased shard with the most time left.
   std::optional<uint64_t> best;
   absl::Duration best_left = absl::ZeroDuration();
-  for (const auto& [id, shard] : active_) {
-    if (shard.leases.size() != 1) continue;
-    const Lease& l = shard.leases[0];
-    if (l.session == for_session || l.commit_granted) continue;
-    if (!l.started_at) {
-      unstarted.push_back({l.granted_at, id});
-      continue;
-    }
-    const Pace& p = pace.at(l.session);
-    const absl::Duration left = p.running_left;
+  auto consider = [&](uint64_t id, absl::Duration left) {
     if (left > best_left || (left == best_left && best && id < *best)) {
       best_left = left;
       best = id;
     }
+  };
+  std::vector<std::pair<absl::Time, uint64_t>> unstarted;
+  for (const auto& [id, shard] : active_) {
+    if (shard.leases.size() != 1) continue;
+    const Lease& l = shard.leases[0];
+    if (l.session == for_session || l.commit_granted) continue;
+    if (l.started_at) {
+      consider(id, estimate(id, l).left);
+    } else {
+      unstarted.push_back({l.granted_at, id});
+    }
   }
+  // Prefetched shards wait for their worker's running work, then take a
+  // shard time each, in the order they were leased.
   std::sort(unstarted.begin(), unstarted.end());
+  absl::flat_hash_map<SessionId, int> queued_seen;
   for (const auto& [granted, id] : unstarted) {
     const Lease& l = active_.at(id).leases[0];
     auto it = pace.find(l.session);
-    const absl::Duration running_left =
-        it == pace.end() ? absl::ZeroDuration() : it->second.running_left;
-    const absl::Duration shard_time = it == pace.end() ? *median : it->second.shard_time;
-    const int position = ++queued_seen[l.session];
-    const absl::Duration left = running_left + shard_time * position;
-    if (left > best_left) {
-      best_left = left;
-      best = id;
-    }
+    const absl::Duration busy_for =
+        it == pace.end() ? absl::ZeroDuration() : it->second.busy_for;
+    const absl::Duration shard_time =
+        it == pace.end() || it->second.shard_time == absl::ZeroDuration()
+            ? *median
+            : it->second.shard_time;
+    consider(id, busy_for + shard_time * (++queued_seen[l.session]));
   }
   if (!best || best_left <= *median * multiplier) return std::nullopt;
   return best;

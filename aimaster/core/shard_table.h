@@ -139,8 +139,14 @@ class ShardTable {
   // saying why not otherwise.
   absl::Status CheckLease(SessionId session, LeaseRef lease) const;
 
+  // Records progress on a lease the worker has started; renews it.
   absl::Status RecordProgress(SessionId session, LeaseRef lease, uint64_t records_done,
                               uint64_t units_done, absl::Time now);
+  // Renews a lease the worker holds but has not started (prefetched).
+  absl::Status Renew(SessionId session, LeaseRef lease, absl::Time now);
+  // Drops every lease not renewed within `timeout`; its shard is requeued, and
+  // counts a failure when the lease had been started.
+  FailOutcome ExpireLeases(absl::Time now, absl::Duration timeout);
   CommitOutcome RequestCommit(SessionId session, LeaseRef lease, uint64_t records,
                               absl::Time now);
   absl::StatusOr<PublishedShard> ConfirmPublished(SessionId session, LeaseRef lease,
@@ -187,6 +193,7 @@ class ShardTable {
     uint32_t attempt = 0;
     SessionId session = 0;
     absl::Time granted_at;
+    absl::Time renewed_at;
     std::optional<absl::Time> started_at;
     uint64_t records_done = 0;
     uint64_t units_done = 0;
@@ -212,7 +219,8 @@ class ShardTable {
                           absl::Time now, bool speculative);
   // Removes leases[index], remembering `reason`; requeues the shard when no
   // lease is left.
-  void DropLease(uint64_t id, ActiveShard& shard, size_t index, const std::string& reason);
+  void DropLease(uint64_t id, ActiveShard& shard, size_t index,
+                 const std::string& reason);
   void Enqueue(uint64_t id, ActiveShard& shard);
   // Returns the index of `lease` among the shard's current leases held by
   // `session`, or an error saying why it is not current.

@@ -19,20 +19,27 @@ ChaosWorker::ChaosWorker(std::shared_ptr<grpc::Channel> channel, ChaosOptions op
       rng_(options_.seed) {}
 
 template <typename Rpc>
-bool ChaosWorker::Call(Rpc rpc) {
+bool ChaosWorker::Call(Rpc rpc, bool lease_may_be_gone) {
   absl::Duration backoff = absl::Milliseconds(20);
   while (absl::Now() < deadline_) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     grpc::Status s = rpc(&ctx);
     if (s.ok()) return true;
+    // The lease was refused when re-registering after a master restart.
+    if (lease_may_be_gone && s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      return true;
+    }
     if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
       if (!Register()) return false;
       continue;
     }
     if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        s.error_code() == grpc::StatusCode::CANCELLED ||
         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       ++stats_.unavailable;
+      // A master that is gone for good left its verdict in the output channel.
+      if (JobEndedOnDisk()) return false;
       std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
       backoff = std::min(backoff * 2, absl::Milliseconds(500));
       continue;
@@ -44,6 +51,15 @@ bool ChaosWorker::Call(Rpc rpc) {
     return false;
   }
   return false;
+}
+
+bool ChaosWorker::JobEndedOnDisk() {
+  const bool succeeded = std::filesystem::exists(options_.output_dir + "/_SUCCESS");
+  if (!succeeded && !std::filesystem::exists(options_.output_dir + "/_FAILED"))
+    return false;
+  ended_ = true;
+  job_succeeded_ = succeeded;
+  return true;
 }
 
 bool ChaosWorker::Register() {
@@ -81,6 +97,7 @@ bool ChaosWorker::Register() {
       return true;
     }
     ++stats_.unavailable;
+    if (JobEndedOnDisk()) return false;
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));
     backoff = std::min(backoff * 2, absl::Milliseconds(500));
   }
@@ -123,17 +140,23 @@ bool ChaosWorker::ProcessShard(const v1::Shard& shard) {
   }
   if (roll < options_.abandon_percent + options_.fail_percent) {
     v1::FailShardResponse resp;
-    bool ok = Call([&](grpc::ClientContext* ctx) {
-      v1::FailShardRequest req;
-      req.set_session_id(session_);
-      req.mutable_lease()->set_shard_id(shard.shard_id());
-      req.mutable_lease()->set_attempt(shard.attempt());
-      req.set_error(absl::StrCat("chaos failure by worker ", options_.task_index));
-      return stub_->FailShard(ctx, req, &resp);
-    });
+    bool ok = Call(
+        [&](grpc::ClientContext* ctx) {
+          v1::FailShardRequest req;
+          req.set_session_id(session_);
+          req.mutable_lease()->set_shard_id(shard.shard_id());
+          req.mutable_lease()->set_attempt(shard.attempt());
+          req.set_error(absl::StrCat("chaos failure by worker ", options_.task_index));
+          return stub_->FailShard(ctx, req, &resp);
+        },
+        /*lease_may_be_gone=*/true);
     held_.erase(key);
     ++stats_.failed;
     return ok;
+  }
+  if (options_.work_time > absl::ZeroDuration()) {
+    const int64_t max_us = absl::ToInt64Microseconds(options_.work_time);
+    std::this_thread::sleep_for(std::chrono::microseconds(max_us / 2 + rng_() % max_us));
   }
   // Stage the output, ask for the grant, publish by rename, confirm later.
   const std::string staging =
@@ -171,7 +194,7 @@ bool ChaosWorker::ProcessShard(const v1::Shard& shard) {
 
 bool ChaosWorker::Run() {
   deadline_ = absl::Now() + options_.deadline;
-  if (!Register()) return false;
+  if (!Register()) return ended_;
   while (!ended_ && absl::Now() < deadline_) {
     Heartbeat();
     if (ended_) break;
@@ -194,7 +217,7 @@ bool ChaosWorker::Run() {
       resp.Clear();
       return stub_->AcquireShards(ctx, req, &resp);
     });
-    if (!ok) return false;
+    if (!ok) return ended_;
     for (const auto& key : confirming) {
       if (held_.erase(key) > 0) ++stats_.committed;
     }
@@ -207,7 +230,7 @@ bool ChaosWorker::Run() {
       held_[{s.shard_id(), s.attempt()}] = {s, false};
     for (const v1::Shard& s : resp.shards()) {
       if (held_.count({s.shard_id(), s.attempt()}) == 0) continue;  // cancelled meanwhile
-      if (!ProcessShard(s)) return false;
+      if (!ProcessShard(s)) return ended_;
       Heartbeat();
     }
   }

@@ -2,7 +2,9 @@
 // tests: it acquires batches and, per shard, commits (staged file, grant,
 // atomic rename, confirmation), fails, or abandons the lease, at random. It
 // heartbeats the leases it keeps, retries UNAVAILABLE (master down) and
-// re-registers with its held leases on NOT_FOUND (master restarted).
+// re-registers with its held leases on NOT_FOUND (master restarted). When the
+// master is unreachable and _SUCCESS or _FAILED is in the output channel, the
+// job is over.
 //
 // Thread-compatible: one ChaosWorker per thread.
 #ifndef ELASTICBATCH_TESTS_TESTING_CHAOS_WORKER_H_
@@ -34,6 +36,8 @@ struct ChaosOptions {
   // Give up (Run returns false) after this long.
   absl::Duration deadline = absl::Seconds(120);
   uint32_t seed = 1;
+  // Simulated work per committed shard: uniform in [0.5, 1.5] x this.
+  absl::Duration work_time = absl::ZeroDuration();
 };
 
 struct ChaosStats {
@@ -61,8 +65,10 @@ class ChaosWorker {
   // Calls `rpc` until it is not UNAVAILABLE; on NOT_FOUND re-registers and
   // retries. False when the deadline passed.
   template <typename Rpc>
-  bool Call(Rpc rpc);
+  bool Call(Rpc rpc, bool lease_may_be_gone = false);
   bool Register();
+  // True (and the job marked ended) when _SUCCESS or _FAILED is in the output.
+  bool JobEndedOnDisk();
   void Heartbeat();
   bool ProcessShard(const v1::Shard& shard);
   std::string Key(uint64_t id, uint32_t attempt) const;

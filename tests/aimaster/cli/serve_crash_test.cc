@@ -58,7 +58,7 @@ uint64_t CommittedShards(const std::string& target) {
 
 TEST(ServeCrashTest, KilledMasterResumesAndCommitsEveryShardExactlyOnce) {
   testing::TempDir dir;
-  constexpr int kFiles = 30;
+  constexpr int kFiles = 60;
   constexpr int kShardsPerFile = 4;
   for (int i = 0; i < kFiles; ++i) {
     testing::WriteFileOrDie(absl::StrCat(dir.path(), "/in/part-", i, ".txt"),
@@ -86,6 +86,7 @@ TEST(ServeCrashTest, KilledMasterResumesAndCommitsEveryShardExactlyOnce) {
     o.abandon_percent = 2;
     o.output_dir = out;
     o.deadline = absl::Seconds(240);
+    o.work_time = absl::Milliseconds(20);
     workers.push_back(std::make_unique<testing::ChaosWorker>(
         grpc::CreateChannel(target, grpc::InsecureChannelCredentials()), o));
   }
@@ -95,9 +96,9 @@ TEST(ServeCrashTest, KilledMasterResumesAndCommitsEveryShardExactlyOnce) {
     threads.emplace_back([&, i] { finished[i] = workers[i]->Run(); });
   }
 
-  // Kill the master each time another fifth of the shards is committed.
+  // Kill the master each time another sixth of the shards is committed.
   int kills = 0;
-  for (uint64_t goal = kShards / 5; goal < kShards && kills < 4; goal += kShards / 5) {
+  for (uint64_t goal = kShards / 6; goal < kShards && kills < 4; goal += kShards / 6) {
     const absl::Time give_up = absl::Now() + absl::Seconds(120);
     uint64_t committed = 0;
     while (absl::Now() < give_up && (committed = CommittedShards(target)) < goal) {

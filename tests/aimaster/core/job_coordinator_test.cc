@@ -533,16 +533,21 @@ TEST_F(JobCoordinatorTest, ProgressReportsRatesAndEta) {
   EXPECT_EQ(p.live_sessions, 1u);
 }
 
-TEST_F(JobCoordinatorTest, CallsKeepTheSessionAlive) {
+TEST_F(JobCoordinatorTest, HeartbeatsRenewTheLeasesTheyList) {
   const SessionId w = Register(0);
-  std::vector<GrantedShard> got = AcquireShards(w, 1);
+  std::vector<GrantedShard> got = AcquireShards(w, 2);
   for (int i = 0; i < 10; ++i) {
     clock_.Advance(absl::Seconds(25));
-    Heartbeat(w);
+    // Only the first lease is listed (prefetched, not started).
+    Heartbeat(w, {{Ref(got[0]), 0, 0, /*started=*/false}});
     coordinator_->Tick();
   }
+  // The unlisted lease expired although the session kept calling.
   EXPECT_EQ(coordinator_->Progress().leased_shards, 1u);
   EXPECT_EQ(Commit(w, Ref(got[0])).decision, CommitDecision::kGranted);
+  const CommitResult lost = Commit(w, Ref(got[1]));
+  EXPECT_EQ(lost.decision, CommitDecision::kLeaseLost);
+  EXPECT_THAT(lost.reason, HasSubstr("expired"));
 }
 
 TEST_F(JobCoordinatorTest, HeartbeatCancelsLeasesThatAreNotCurrent) {

@@ -464,6 +464,23 @@ TEST(JournalTest, TornFirstOpenStartsOver) {
   }
 }
 
+TEST(JournalTest, DamagedHeaderOfALongJournalIsRefusedNotTruncated) {
+  TempDir dir;
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    for (uint64_t id = 0; id < 20; ++id) j->AppendCommit({id, 1, 1, 0});
+    ASSERT_TRUE(j->SyncAll().ok());
+  }
+  std::string bytes = ReadFileOrEmpty(dir.path() + "/journal");
+  bytes[10] ^= 0x40;  // flip a bit inside the header record
+  WriteFileOrDie(dir.path() + "/journal", bytes);
+  auto j = Journal::Open(dir.path(), kHeader, {});
+  EXPECT_EQ(j.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(j.status().message()), HasSubstr("refusing to overwrite"));
+  // Nothing was thrown away.
+  EXPECT_EQ(ReadFileOrEmpty(dir.path() + "/journal"), bytes);
+}
+
 TEST(JournalTest, LargeJournalReplaysAcrossReadBuffers) {
   TempDir dir;
   constexpr uint64_t kCommits = 150'000;  // about 2 MiB of records

@@ -157,6 +157,29 @@ class ShardTableTest : public ::testing::Test {
   SessionId next_session_ = 1;
 };
 
+TEST_F(ShardTableTest, LeasesExpireUnlessRenewedAndOnlyStartedOnesCountAsFailures) {
+  const SessionId s = NewSession();
+  const LeasedShard started = AcquireOne(s);
+  const LeasedShard prefetched = AcquireOne(s);
+  const LeasedShard renewed = AcquireOne(s);
+  ASSERT_TRUE(table_->RecordProgress(s, Ref(started), 3, 30, now()).ok());
+  clock_.Advance(absl::Seconds(20));
+  ASSERT_TRUE(table_->Renew(s, Ref(renewed), now()).ok());
+  clock_.Advance(absl::Seconds(11));
+  FailOutcome expired = table_->ExpireLeases(now(), absl::Seconds(30));
+  Check();
+  EXPECT_EQ(expired.failures, 1u);  // only the started one failed
+  EXPECT_THAT(expired.quarantined, IsEmpty());
+  EXPECT_EQ(table_->leased_shards(), 1u);
+  EXPECT_THAT(Message(table_->CheckLease(s, Ref(started))), HasSubstr("expired"));
+  EXPECT_THAT(Message(table_->CheckLease(s, Ref(prefetched))), HasSubstr("expired"));
+  EXPECT_TRUE(table_->CheckLease(s, Ref(renewed)).ok());
+  // The expired shards come back first, in shard order.
+  EXPECT_THAT(Ids(Acquire(NewSession(), 2)),
+              ElementsAre(started.shard.id, prefetched.shard.id));
+  Check();
+}
+
 TEST_F(ShardTableTest, FreshTableHasEverythingPending) {
   EXPECT_EQ(table_->total(), 10u);
   EXPECT_EQ(table_->pending(), 10u);
