@@ -1,0 +1,102 @@
+// Worker: an ElasticBatch worker process's connection to the AIMaster.
+//
+//   auto worker = elasticbatch::Worker::FromEnvironment();   // ELASTICBATCH_CONFIG, ...
+//   if (!worker.ok()) { std::cerr << worker.status() << "\n"; return 2; }
+//   while (true) {
+//     absl::StatusOr<std::optional<Shard>> shard = (*worker)->NextShard();
+//     if (!shard.ok()) return 1;        // master unreachable for too long
+//     if (!*shard) break;               // all data done: exit 0
+//     auto out = ShardOutput::Open(**shard, (*worker)->output_dir());
+//     ... read (*shard)->input_path() [begin, end), write *out ...
+//     (*out)->Commit();
+//   }
+//
+// It registers at once (no waiting for other workers), prefetches shards so a
+// fast worker never waits on a round trip, heartbeats progress from a
+// background thread, retries UNAVAILABLE with jittered exponential backoff
+// (so it survives a master restart, re-registering with the leases it holds),
+// cancels shards whose lease was lost, and ends cleanly on END.
+//
+// Thread-safe. One Worker per process.
+#ifndef ELASTICBATCH_WORKER_H_
+#define ELASTICBATCH_WORKER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "elasticbatch/shard.h"
+
+namespace elasticbatch {
+
+namespace internal {
+class WorkerCore;
+}  // namespace internal
+
+struct WorkerOptions {
+  // host:port of the AIMaster. Default (FromEnvironment): $AIMASTER_ADDR.
+  std::string master_address;
+  // This instance's index. Default (FromEnvironment): ELASTICBATCH_CONFIG task.index.
+  uint32_t task_index = 0;
+  // Launch attempt of this instance. Default (FromEnvironment): $ELASTICBATCH_ATTEMPT or 0.
+  uint32_t attempt = 0;
+  // Shards held beyond the one being processed. Default: 1.
+  uint32_t prefetch = 1;
+  // Root of the input channel shards name their sources in. Default: the
+  // job's input channel's PAI_INPUT_<CHANNEL>, as the master names it.
+  std::string input_root;
+  // Where ShardOutput publishes. Default: PAI_OUTPUT_<CHANNEL> of the job's
+  // output channel.
+  std::string output_dir;
+  // Deadline of each call to the master. Default: 10s.
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  // Upper bound of the retry backoff. Default: 5s.
+  absl::Duration max_backoff = absl::Seconds(5);
+  // Give up (NextShard returns UNAVAILABLE) when the master stays unreachable
+  // this long and has left no _SUCCESS/_FAILED in the output. Default: 10min.
+  absl::Duration master_lost_timeout = absl::Minutes(10);
+};
+
+class Worker {
+ public:
+  // Connects and registers. INVALID_ARGUMENT for bad options; UNAVAILABLE when
+  // the master could not be reached within master_lost_timeout;
+  // FAILED_PRECONDITION when the master refuses this instance (a backup won
+  // the start race, or the attempt was superseded): exit without retrying.
+  static absl::StatusOr<std::unique_ptr<Worker>> Create(const WorkerOptions& options);
+  // Create() with defaults from the environment contract; fields set in
+  // `overrides` (non-empty strings, prefetch, timeouts) win.
+  static absl::StatusOr<std::unique_ptr<Worker>> FromEnvironment(
+      const WorkerOptions& overrides = WorkerOptions());
+  // Stops the background thread after sending outstanding confirmations.
+  ~Worker();
+
+  // Blocks until a shard is ready (nullopt: the job is over). UNAVAILABLE when
+  // the master was lost; FAILED_PRECONDITION when it told this worker to stop.
+  absl::StatusOr<std::optional<Shard>> NextShard();
+
+  // True once the master said the job is over (shards in progress are then
+  // cancelled).
+  bool job_over() const;
+  // After NextShard returned nullopt: whether the job succeeded, and why it ended.
+  bool job_succeeded() const;
+  std::string end_reason() const;
+
+  const std::string& input_channel() const;
+  const std::string& output_channel() const;
+  const std::string& input_root() const;
+  const std::string& output_dir() const;
+  uint64_t total_shards() const;
+  uint32_t task_index() const;
+
+ private:
+  explicit Worker(std::shared_ptr<internal::WorkerCore> core);
+  std::shared_ptr<internal::WorkerCore> core_;
+};
+
+}  // namespace elasticbatch
+
+#endif  // ELASTICBATCH_WORKER_H_

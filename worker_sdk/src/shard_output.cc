@@ -1,0 +1,105 @@
+#include "elasticbatch/shard_output.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+
+namespace elasticbatch {
+namespace {
+
+absl::Status Errno(const std::string& what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", strerror(errno)));
+}
+
+void SyncDirectory(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ShardOutput>> ShardOutput::Open(Shard& shard,
+                                                              const std::string& output_dir) {
+  if (output_dir.empty()) {
+    return absl::FailedPreconditionError(
+        "no output directory: the job's PAI_OUTPUT_<CHANNEL> is not set");
+  }
+  const std::string staging_dir = output_dir + "/_temporary";
+  std::error_code ec;
+  std::filesystem::create_directories(staging_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create ", staging_dir, ": ", ec.message()));
+  }
+  auto out = std::unique_ptr<ShardOutput>(new ShardOutput());
+  out->shard_ = &shard;
+  // Unique per attempt and process, so duplicates never share a staging file.
+  out->staging_path_ = absl::StrCat(staging_dir, "/", shard.output_name(), ".attempt-",
+                                    shard.attempt(), ".pid-", getpid(), ".tmp");
+  out->final_path_ = absl::StrCat(output_dir, "/", shard.output_name());
+  out->file_ = std::fopen(out->staging_path_.c_str(), "wb");
+  if (out->file_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create ", out->staging_path_, ": ", strerror(errno)));
+  }
+  return out;
+}
+
+ShardOutput::~ShardOutput() {
+  if (!done_) Discard();
+}
+
+absl::Status ShardOutput::Write(absl::string_view data) {
+  if (file_ == nullptr) return absl::FailedPreconditionError("output already closed");
+  if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
+    return Errno("cannot write", staging_path_);
+  }
+  bytes_ += data.size();
+  return absl::OkStatus();
+}
+
+absl::Status ShardOutput::WriteLine(absl::string_view line) {
+  if (absl::Status s = Write(line); !s.ok()) return s;
+  return Write("\n");
+}
+
+void ShardOutput::Discard() {
+  if (file_ != nullptr) {
+    std::fclose(file_);
+    file_ = nullptr;
+  }
+  std::remove(staging_path_.c_str());
+  done_ = true;
+}
+
+absl::Status ShardOutput::Commit() {
+  if (done_ || file_ == nullptr) return absl::FailedPreconditionError("output already closed");
+  // Durable before asking: once granted, the rename must publish whole data.
+  if (std::fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
+    absl::Status s = Errno("cannot write", staging_path_);
+    Discard();
+    return s;
+  }
+  std::fclose(file_);
+  file_ = nullptr;
+  absl::Status committed = shard_->CommitWith([this]() -> absl::Status {
+    if (std::rename(staging_path_.c_str(), final_path_.c_str()) != 0) {
+      return Errno("cannot publish", final_path_);
+    }
+    SyncDirectory(std::filesystem::path(final_path_).parent_path().string());
+    return absl::OkStatus();
+  });
+  if (!committed.ok()) std::remove(staging_path_.c_str());
+  done_ = true;
+  return committed;
+}
+
+}  // namespace elasticbatch

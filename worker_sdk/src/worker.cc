@@ -1,0 +1,64 @@
+#include "elasticbatch/worker.h"
+
+#include <cstdlib>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "elasticbatch/environment_contract.h"
+#include "elasticbatch/task_info.h"
+#include "worker_core.h"
+
+namespace elasticbatch {
+
+Worker::Worker(std::shared_ptr<internal::WorkerCore> core) : core_(std::move(core)) {}
+
+Worker::~Worker() {
+  if (core_) core_->Stop();
+}
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const WorkerOptions& options) {
+  absl::StatusOr<std::shared_ptr<internal::WorkerCore>> core =
+      internal::WorkerCore::Start(options);
+  if (!core.ok()) return core.status();
+  return std::unique_ptr<Worker>(new Worker(std::move(*core)));
+}
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(const WorkerOptions& overrides) {
+  WorkerOptions options = overrides;
+  absl::StatusOr<TaskInfo> task = TaskInfo::FromEnvironment();
+  if (!task.ok()) return task.status();
+  if (task->type != "worker") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kElasticBatchConfigVar, " says this is the ", task->type, " task, not a worker"));
+  }
+  options.task_index = task->index;
+  if (options.master_address.empty()) {
+    const char* addr = std::getenv(kAimasterAddrVar);
+    if (addr == nullptr || *addr == '\0') {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kAimasterAddrVar, " is not set: where is the AIMaster?"));
+    }
+    options.master_address = addr;
+  }
+  if (const char* attempt = std::getenv(kAttemptVar); attempt != nullptr && *attempt != '\0') {
+    if (!absl::SimpleAtoi(attempt, &options.attempt)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kAttemptVar, "=", attempt, " is not a non-negative integer"));
+    }
+  }
+  return Create(options);
+}
+
+absl::StatusOr<std::optional<Shard>> Worker::NextShard() { return core_->NextShard(); }
+bool Worker::job_over() const { return core_->ended(); }
+bool Worker::job_succeeded() const { return core_->job_succeeded(); }
+std::string Worker::end_reason() const { return core_->end_reason(); }
+const std::string& Worker::input_channel() const { return core_->input_channel(); }
+const std::string& Worker::output_channel() const { return core_->output_channel(); }
+const std::string& Worker::input_root() const { return core_->input_root(); }
+const std::string& Worker::output_dir() const { return core_->output_dir(); }
+uint64_t Worker::total_shards() const { return core_->total_shards(); }
+uint32_t Worker::task_index() const { return core_->task_index(); }
+
+}  // namespace elasticbatch

@@ -1,0 +1,556 @@
+#include "worker_core.h"
+
+#include <grpcpp/create_channel.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "elasticbatch/pai_environment.h"
+
+namespace elasticbatch::internal {
+namespace {
+
+constexpr absl::Duration kInitialBackoff = absl::Milliseconds(50);
+// Confirmations ride on other calls; one that waits this long gets its own.
+constexpr absl::Duration kConfirmationDelay = absl::Milliseconds(50);
+constexpr absl::Duration kMaxLongPoll = absl::Seconds(1);
+
+bool Transient(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::CANCELLED ||
+         code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         code == grpc::StatusCode::RESOURCE_EXHAUSTED;
+}
+
+absl::Status ToAbsl(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+void SetLease(const LeaseKey& key, v1::LeaseRef* out) {
+  out->set_shard_id(key.first);
+  out->set_attempt(key.second);
+}
+
+}  // namespace
+
+WorkerCore::WorkerCore(const WorkerOptions& options)
+    : options_(options), rng_(std::random_device{}()) {
+  grpc::ChannelArguments args;
+  // Reconnect quickly to a restarted master; our own backoff paces retries.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(options.max_backoff)));
+  channel_ = grpc::CreateCustomChannel(options.master_address,
+                                       grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::AIMaster::NewStub(channel_);
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  host_ = host;
+}
+
+WorkerCore::~WorkerCore() { Stop(); }
+
+absl::StatusOr<std::shared_ptr<WorkerCore>> WorkerCore::Start(const WorkerOptions& options) {
+  if (options.master_address.empty()) {
+    return absl::InvalidArgumentError(
+        "no master address: set AIMASTER_ADDR or WorkerOptions::master_address");
+  }
+  if (options.prefetch > 1024) {
+    return absl::InvalidArgumentError("prefetch must be at most 1024");
+  }
+  if (options.rpc_timeout <= absl::ZeroDuration() ||
+      options.max_backoff <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("rpc_timeout and max_backoff must be positive");
+  }
+  auto core = std::shared_ptr<WorkerCore>(new WorkerCore(options));
+  grpc::Status registered = core->Register(0);
+  if (!registered.ok()) {
+    if (Transient(registered.error_code())) {
+      return absl::UnavailableError(absl::StrCat("cannot reach the master at ",
+                                                 options.master_address, ": ",
+                                                 registered.error_message()));
+    }
+    return ToAbsl(registered);
+  }
+  // Channel roots: as given, else from the environment contract.
+  absl::StatusOr<PaiEnvironment> env = PaiEnvironment::FromEnvironment();
+  if (!env.ok()) return env.status();
+  core->input_root_ = options.input_root;
+  if (core->input_root_.empty()) {
+    core->input_root_ = env->Input(core->input_channel_).value_or("");
+  }
+  core->output_dir_ = options.output_dir;
+  if (core->output_dir_.empty()) {
+    core->output_dir_ = env->Output(core->output_channel_).value_or("");
+  }
+  core->thread_ = std::thread([raw = core.get()] { raw->Run(); });
+  return core;
+}
+
+void WorkerCore::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  // Send outstanding confirmations once, briefly: the master needs them to
+  // count the shards as committed.
+  v1::HeartbeatRequest req;
+  std::vector<LeaseKey> keys;
+  {
+    absl::MutexLock lock(&mu_);
+    if (published_.empty() || session_ == 0) return;
+    req.set_session_id(session_);
+    keys = TakeConfirmations(req.mutable_published());
+  }
+  v1::HeartbeatResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (stub_->Heartbeat(&ctx, req, &resp).ok()) Confirmed(keys);
+}
+
+bool WorkerCore::SleepUnlessStopped(absl::Duration d) {
+  absl::MutexLock lock(&mu_);
+  auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+  return !mu_.AwaitWithTimeout(absl::Condition(&stop), d);
+}
+
+bool WorkerCore::JobEndedOnDisk() {
+  if (output_dir_.empty()) return false;
+  std::error_code ec;
+  const bool succeeded = std::filesystem::exists(output_dir_ + "/_SUCCESS", ec);
+  if (!succeeded && !std::filesystem::exists(output_dir_ + "/_FAILED", ec)) return false;
+  MarkEnded(succeeded, "the master is gone and left its verdict in the output channel");
+  return true;
+}
+
+grpc::Status WorkerCore::Register(uint64_t stale_session) {
+  absl::MutexLock registering(&register_mu_);
+  v1::RegisterWorkerRequest req;
+  std::vector<LeaseKey> sent_published;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stale_session != 0 && session_ != stale_session) return grpc::Status::OK;
+    req.set_task_type("worker");
+    req.set_task_index(options_.task_index);
+    req.set_attempt(options_.attempt);
+    req.set_host(host_);
+    req.set_pid(getpid());
+    for (const auto& [key, state] : held_) {
+      v1::HeldLease* h = req.add_held_leases();
+      SetLease(key, h->mutable_lease());
+      h->set_records(state->records.load());
+    }
+    for (const auto& [key, published] : published_) {
+      v1::HeldLease* h = req.add_held_leases();
+      SetLease(key, h->mutable_lease());
+      h->set_published(true);
+      h->set_records(published.first);
+      sent_published.push_back(key);
+    }
+  }
+  const absl::Time started = absl::Now();
+  absl::Duration backoff = kInitialBackoff;
+  v1::RegisterWorkerResponse resp;
+  while (true) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+    resp.Clear();
+    grpc::Status s = stub_->RegisterWorker(&ctx, req, &resp);
+    if (s.ok()) break;
+    if (!Transient(s.error_code())) return s;
+    if (JobEndedOnDisk() || absl::Now() - started > options_.master_lost_timeout) return s;
+    absl::Duration sleep;
+    {
+      absl::MutexLock lock(&mu_);
+      sleep = absl::Nanoseconds(
+          static_cast<int64_t>(rng_() % static_cast<uint64_t>(
+                                            absl::ToInt64Nanoseconds(backoff) + 1)));
+    }
+    if (!SleepUnlessStopped(sleep)) return s;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+  absl::MutexLock lock(&mu_);
+  if (input_channel_.empty()) {
+    input_channel_ = resp.job().input_channel();
+    output_channel_ = resp.job().output_channel();
+    total_shards_ = resp.job().total_shards();
+    heartbeat_interval_ = FromProto(resp.heartbeat_interval());
+    lease_timeout_ = FromProto(resp.lease_timeout());
+    if (heartbeat_interval_ <= absl::ZeroDuration()) heartbeat_interval_ = absl::Seconds(2);
+  }
+  session_ = resp.session_id();
+  for (const v1::LeaseRef& r : resp.refused()) {
+    const LeaseKey key{r.shard_id(), r.attempt()};
+    DropLocked(key, /*cancelled=*/true);
+    published_.erase(key);
+  }
+  // Published leases sent with the registration were confirmed by it.
+  for (const LeaseKey& key : sent_published) published_.erase(key);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerCore::CallMaster(
+    const std::function<grpc::Status(grpc::ClientContext*, uint64_t)>& rpc) {
+  absl::Time lost_since = absl::InfinitePast();
+  absl::Duration backoff = kInitialBackoff;
+  while (true) {
+    uint64_t session;
+    {
+      absl::MutexLock lock(&mu_);
+      session = session_;
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+    grpc::Status s = rpc(&ctx, session);
+    if (s.ok()) return s;
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+      // The master restarted (or forgot us): register again with our leases.
+      grpc::Status r = Register(session);
+      if (!r.ok()) return r;
+      continue;
+    }
+    if (!Transient(s.error_code())) return s;
+    const absl::Time now = absl::Now();
+    if (lost_since == absl::InfinitePast()) lost_since = now;
+    if (JobEndedOnDisk()) return s;
+    if (now - lost_since > options_.master_lost_timeout) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          absl::StrCat("the master at ", options_.master_address,
+                                       " was unreachable for ",
+                                       absl::FormatDuration(now - lost_since), ": ",
+                                       s.error_message()));
+    }
+    absl::Duration sleep;
+    {
+      absl::MutexLock lock(&mu_);
+      sleep = absl::Nanoseconds(static_cast<int64_t>(
+          rng_() % static_cast<uint64_t>(absl::ToInt64Nanoseconds(backoff) + 1)));
+    }
+    if (!SleepUnlessStopped(sleep)) return s;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void WorkerCore::FillProgress(google::protobuf::RepeatedPtrField<v1::ShardProgress>* out) {
+  for (const auto& [key, state] : held_) {
+    v1::ShardProgress* p = out->Add();
+    SetLease(key, p->mutable_lease());
+    p->set_records_done(state->records.load());
+    p->set_units_done(state->units.load());
+    p->set_started(state->started.load());
+  }
+  // Granted and published, not yet confirmed: keep the grant alive.
+  for (const auto& [key, published] : published_) {
+    v1::ShardProgress* p = out->Add();
+    SetLease(key, p->mutable_lease());
+    p->set_records_done(published.first);
+    p->set_started(true);
+  }
+}
+
+std::vector<LeaseKey> WorkerCore::TakeConfirmations(
+    google::protobuf::RepeatedPtrField<v1::LeaseRef>* out) {
+  std::vector<LeaseKey> keys;
+  for (const auto& [key, published] : published_) {
+    SetLease(key, out->Add());
+    keys.push_back(key);
+  }
+  return keys;
+}
+
+void WorkerCore::Confirmed(const std::vector<LeaseKey>& keys) {
+  absl::MutexLock lock(&mu_);
+  for (const LeaseKey& key : keys) published_.erase(key);
+}
+
+void WorkerCore::DropLocked(const LeaseKey& key, bool cancelled) {
+  auto it = held_.find(key);
+  if (it == held_.end()) return;
+  std::shared_ptr<ShardState> state = it->second;
+  if (cancelled) state->cancelled = true;
+  state->finished = true;
+  held_.erase(it);
+  queue_.erase(std::remove(queue_.begin(), queue_.end(), state), queue_.end());
+}
+
+void WorkerCore::MarkEnded(bool succeeded, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  if (ended_) return;
+  ended_ = true;
+  succeeded_ = succeeded;
+  end_reason_ = reason;
+  // The job is over: whatever is queued or in progress is moot.
+  for (auto& [key, state] : held_) {
+    state->cancelled = true;
+    state->finished = true;
+  }
+  held_.clear();
+  queue_.clear();
+}
+
+bool WorkerCore::ended() const {
+  absl::MutexLock lock(&mu_);
+  return ended_;
+}
+
+void WorkerCore::MarkFatal(const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  if (fatal_.ok()) fatal_ = status;
+}
+
+std::string WorkerCore::ResolveInput(const std::string& source) const {
+  if (input_root_.empty()) return source;
+  if (source.empty()) return input_root_;
+  if (input_root_.back() == '/') return input_root_ + source;
+  return absl::StrCat(input_root_, "/", source);
+}
+
+void WorkerCore::Run() {
+  while (true) {
+    bool heartbeat = false;
+    uint32_t acquire = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      auto wanted = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> uint32_t {
+        const uint32_t have = static_cast<uint32_t>(queue_.size());
+        const uint32_t want = std::max<uint32_t>(options_.prefetch, waiters_ > 0 ? 1 : 0);
+        return ended_ || have >= want ? 0 : want - have;
+      };
+      auto oldest_confirmation = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        absl::Time oldest = absl::InfiniteFuture();
+        for (const auto& [key, p] : published_) oldest = std::min(oldest, p.second);
+        return oldest;
+      };
+      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (stopping_ || ended_ || !fatal_.ok()) return true;
+        const absl::Time now = absl::Now();
+        return (wanted() > 0 && now >= next_acquire_) ||
+               now - oldest_confirmation() >= kConfirmationDelay ||
+               now - last_heartbeat_ >= heartbeat_interval_;
+      };
+      while (!ready()) {
+        absl::Time wake = last_heartbeat_ + heartbeat_interval_;
+        if (wanted() > 0) wake = std::min(wake, next_acquire_);
+        wake = std::min(wake, oldest_confirmation() + kConfirmationDelay);
+        mu_.AwaitWithDeadline(absl::Condition(&ready), wake);
+      }
+      if (stopping_ || ended_ || !fatal_.ok()) return;
+      const absl::Time now = absl::Now();
+      acquire = now >= next_acquire_ ? wanted() : 0;
+      heartbeat = now - last_heartbeat_ >= heartbeat_interval_ ||
+                  (acquire == 0 && now - oldest_confirmation() >= kConfirmationDelay);
+    }
+    if (heartbeat) HeartbeatOnce();
+    if (acquire > 0) AcquireOnce(acquire);
+  }
+}
+
+bool WorkerCore::AcquireOnce(uint32_t max_shards) {
+  v1::AcquireShardsResponse resp;
+  std::vector<LeaseKey> keys;
+  bool user_waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    user_waiting = waiters_ > 0 && queue_.empty();
+  }
+  // Long-poll only for a waiting user; prefetching must not delay heartbeats.
+  const absl::Duration wait =
+      user_waiting ? std::min(heartbeat_interval_ / 2, kMaxLongPoll) : absl::ZeroDuration();
+  grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
+    v1::AcquireShardsRequest req;
+    req.set_session_id(session);
+    req.set_max_shards(max_shards);
+    req.mutable_wait()->set_seconds(absl::ToInt64Seconds(wait));
+    req.mutable_wait()->set_nanos(
+        static_cast<int32_t>(absl::ToInt64Nanoseconds(wait) % 1'000'000'000));
+    {
+      absl::MutexLock lock(&mu_);
+      FillProgress(req.mutable_progress());
+      keys = TakeConfirmations(req.mutable_published());
+    }
+    resp.Clear();
+    return stub_->AcquireShards(ctx, req, &resp);
+  });
+  if (!s.ok()) {
+    absl::MutexLock lock(&mu_);
+    if (!ended_ && !stopping_) fatal_ = ToAbsl(s);
+    return false;
+  }
+  Confirmed(keys);
+  if (resp.outcome() == v1::AcquireShardsResponse::END) {
+    MarkEnded(resp.job_succeeded(), resp.end_reason());
+    return true;
+  }
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  last_heartbeat_ = now;  // the call renewed every lease it listed
+  if (resp.outcome() == v1::AcquireShardsResponse::WAIT) {
+    next_acquire_ = now + std::clamp(FromProto(resp.retry_after()), absl::Milliseconds(10),
+                                     absl::Seconds(5));
+    return true;
+  }
+  next_acquire_ = absl::InfinitePast();
+  for (const v1::Shard& shard : resp.shards()) {
+    auto state = std::make_shared<ShardState>();
+    state->shard = shard;
+    state->unit = shard.unit() == v1::SHARD_UNIT_RECORDS ? ShardUnit::kRecords : ShardUnit::kBytes;
+    state->input_path = ResolveInput(shard.source());
+    held_[state->key()] = state;
+    queue_.push_back(std::move(state));
+  }
+  return true;
+}
+
+void WorkerCore::HeartbeatOnce() {
+  v1::HeartbeatResponse resp;
+  std::vector<LeaseKey> keys;
+  grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
+    v1::HeartbeatRequest req;
+    req.set_session_id(session);
+    {
+      absl::MutexLock lock(&mu_);
+      FillProgress(req.mutable_progress());
+      keys = TakeConfirmations(req.mutable_published());
+    }
+    resp.Clear();
+    return stub_->Heartbeat(ctx, req, &resp);
+  });
+  {
+    absl::MutexLock lock(&mu_);
+    last_heartbeat_ = absl::Now();
+    if (!s.ok()) {
+      if (!ended_ && !stopping_) fatal_ = ToAbsl(s);
+      return;
+    }
+  }
+  Confirmed(keys);
+  HandleCommands(resp);
+}
+
+void WorkerCore::HandleCommands(const v1::HeartbeatResponse& response) {
+  for (const v1::WorkerCommand& c : response.commands()) {
+    if (c.kind() == v1::WorkerCommand::CANCEL_SHARD) {
+      absl::MutexLock lock(&mu_);
+      DropLocked({c.lease().shard_id(), c.lease().attempt()}, /*cancelled=*/true);
+    } else if (c.kind() == v1::WorkerCommand::STOP) {
+      MarkEnded(c.job_finished(), c.reason());
+    }
+  }
+}
+
+absl::StatusOr<std::optional<Shard>> WorkerCore::NextShard() {
+  absl::MutexLock lock(&mu_);
+  ++waiters_;
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty() || ended_ || !fatal_.ok() || stopping_;
+  };
+  mu_.Await(absl::Condition(&ready));
+  --waiters_;
+  if (!fatal_.ok()) return fatal_;
+  if (ended_ || stopping_) return std::optional<Shard>();
+  std::shared_ptr<ShardState> state = queue_.front();
+  queue_.pop_front();
+  state->started = true;
+  return std::optional<Shard>(Shard(shared_from_this(), std::move(state)));
+}
+
+absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
+                                const std::function<absl::Status()>& publish) {
+  if (state->finished && !state->cancelled) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("shard ", state->shard.shard_id(), " was already committed or failed"));
+  }
+  const LeaseKey key = state->key();
+  if (state->cancelled) {
+    absl::MutexLock lock(&mu_);
+    DropLocked(key, true);
+    return absl::AbortedError(
+        absl::StrCat("the lease of shard ", key.first, " was lost; output discarded"));
+  }
+  v1::CommitShardResponse resp;
+  std::vector<LeaseKey> keys;
+  grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
+    v1::CommitShardRequest req;
+    req.set_session_id(session);
+    v1::ShardCompletion* c = req.add_commits();
+    SetLease(key, c->mutable_lease());
+    c->set_records(state->records.load());
+    {
+      absl::MutexLock lock(&mu_);
+      keys = TakeConfirmations(req.mutable_published());
+    }
+    resp.Clear();
+    return stub_->CommitShard(ctx, req, &resp);
+  });
+  if (!s.ok()) {
+    if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) MarkFatal(ToAbsl(s));
+    return ToAbsl(s);
+  }
+  Confirmed(keys);
+  if (resp.results_size() != 1) return absl::InternalError("malformed commit answer");
+  const v1::CommitResult& result = resp.results(0);
+  if (result.decision() != v1::CommitResult::GRANTED) {
+    absl::MutexLock lock(&mu_);
+    DropLocked(key, true);
+    return absl::AbortedError(absl::StrCat("shard ", key.first, " not committed by attempt ",
+                                           key.second, ": ", result.reason()));
+  }
+  if (absl::Status published = publish(); !published.ok()) {
+    // We hold the grant but could not publish: give the shard back.
+    (void)Fail(state, published);
+    return published;
+  }
+  absl::MutexLock lock(&mu_);
+  published_[key] = {state->records.load(), absl::Now()};
+  state->finished = true;
+  held_.erase(key);
+  return absl::OkStatus();
+}
+
+absl::Status WorkerCore::Fail(const std::shared_ptr<ShardState>& state,
+                              const absl::Status& error) {
+  const LeaseKey key = state->key();
+  v1::FailShardResponse resp;
+  grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
+    v1::FailShardRequest req;
+    req.set_session_id(session);
+    SetLease(key, req.mutable_lease());
+    req.set_error(error.ToString());
+    return stub_->FailShard(ctx, req, &resp);
+  });
+  {
+    absl::MutexLock lock(&mu_);
+    DropLocked(key, false);
+  }
+  // FAILED_PRECONDITION: the lease was gone already; the shard is requeued anyway.
+  if (s.ok() || s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+    return absl::OkStatus();
+  }
+  return ToAbsl(s);
+}
+
+void WorkerCore::Abandon(const std::shared_ptr<ShardState>& state) {
+  absl::MutexLock lock(&mu_);
+  if (!state->finished) DropLocked(state->key(), false);
+}
+
+bool WorkerCore::job_succeeded() const {
+  absl::MutexLock lock(&mu_);
+  return succeeded_;
+}
+
+std::string WorkerCore::end_reason() const {
+  absl::MutexLock lock(&mu_);
+  return end_reason_;
+}
+
+}  // namespace elasticbatch::internal

@@ -1,0 +1,142 @@
+// Internal: the machinery behind Worker and Shard. One background thread
+// prefetches shards, renews leases with heartbeats and sends publish
+// confirmations; user threads call NextShard, Commit and Fail.
+//
+// Every call to the master goes through CallMaster(): it retries UNAVAILABLE
+// (and CANCELLED / DEADLINE_EXCEEDED) with jittered exponential backoff, and on
+// NOT_FOUND (the master restarted) re-registers with every lease this process
+// holds, then retries. Thread-safe.
+#ifndef ELASTICBATCH_WORKER_SDK_SRC_WORKER_CORE_H_
+#define ELASTICBATCH_WORKER_SDK_SRC_WORKER_CORE_H_
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "elasticbatch/shard.h"
+#include "elasticbatch/v1/elasticbatch.grpc.pb.h"
+#include "elasticbatch/worker.h"
+
+namespace elasticbatch::internal {
+
+using LeaseKey = std::pair<uint64_t, uint32_t>;  // (shard id, attempt)
+
+// One lease held by this process.
+struct ShardState {
+  v1::Shard shard;
+  std::string input_path;
+  ShardUnit unit = ShardUnit::kBytes;
+  std::atomic<bool> cancelled{false};
+  std::atomic<uint64_t> records{0};
+  std::atomic<uint64_t> units{0};
+  // Handed to the user (started) / committed, failed or dropped (finished).
+  std::atomic<bool> started{false};
+  std::atomic<bool> finished{false};
+  LeaseKey key() const { return {shard.shard_id(), shard.attempt()}; }
+};
+
+class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
+ public:
+  // Connects, registers and starts the background thread.
+  static absl::StatusOr<std::shared_ptr<WorkerCore>> Start(const WorkerOptions& options);
+  ~WorkerCore();
+  // Sends outstanding confirmations (briefly) and stops the background thread.
+  void Stop();
+
+  absl::StatusOr<std::optional<Shard>> NextShard();
+  absl::Status Commit(const std::shared_ptr<ShardState>& state,
+                      const std::function<absl::Status()>& publish);
+  absl::Status Fail(const std::shared_ptr<ShardState>& state, const absl::Status& error);
+  // A Shard was destroyed unfinished: stop renewing its lease.
+  void Abandon(const std::shared_ptr<ShardState>& state);
+
+  bool ended() const;
+  bool job_succeeded() const;
+  std::string end_reason() const;
+  const std::string& input_channel() const { return input_channel_; }
+  const std::string& output_channel() const { return output_channel_; }
+  const std::string& input_root() const { return input_root_; }
+  const std::string& output_dir() const { return output_dir_; }
+  uint64_t total_shards() const { return total_shards_; }
+  uint32_t task_index() const { return options_.task_index; }
+
+ private:
+  explicit WorkerCore(const WorkerOptions& options);
+
+  // Runs `rpc(ctx, session)` until it is not a transient failure; see above.
+  // `lease_may_be_gone`: FAILED_PRECONDITION only means the lease is gone.
+  grpc::Status CallMaster(
+      const std::function<grpc::Status(grpc::ClientContext*, uint64_t session)>& rpc);
+  // Registers (again). `stale_session`: only if the session is still this one.
+  grpc::Status Register(uint64_t stale_session);
+  // Sleeps up to `d` unless Stop() is called; false when stopping.
+  bool SleepUnlessStopped(absl::Duration d);
+  // _SUCCESS or _FAILED in the output channel: the job is over.
+  bool JobEndedOnDisk();
+
+  void Run();
+  bool AcquireOnce(uint32_t max_shards);
+  void HeartbeatOnce();
+  void HandleCommands(const v1::HeartbeatResponse& response);
+  void MarkEnded(bool succeeded, const std::string& reason);
+  void MarkFatal(const absl::Status& status);
+
+  // Progress entries for every live lease and the confirmations to send.
+  void FillProgress(google::protobuf::RepeatedPtrField<v1::ShardProgress>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<LeaseKey> TakeConfirmations(
+      google::protobuf::RepeatedPtrField<v1::LeaseRef>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Confirmed(const std::vector<LeaseKey>& keys) ABSL_LOCKS_EXCLUDED(mu_);
+  void DropLocked(const LeaseKey& key, bool cancelled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string ResolveInput(const std::string& source) const;
+
+  const WorkerOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AIMaster::Stub> stub_;
+  std::string host_;
+
+  // Facts from the first registration; constant afterwards.
+  std::string input_channel_;
+  std::string output_channel_;
+  std::string input_root_;
+  std::string output_dir_;
+  uint64_t total_shards_ = 0;
+  absl::Duration heartbeat_interval_ = absl::Seconds(2);
+  absl::Duration lease_timeout_ = absl::Seconds(30);
+
+  mutable absl::Mutex mu_;
+  uint64_t session_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<std::shared_ptr<ShardState>> queue_ ABSL_GUARDED_BY(mu_);
+  std::map<LeaseKey, std::shared_ptr<ShardState>> held_ ABSL_GUARDED_BY(mu_);
+  // Published under a grant, awaiting confirmation: key -> (records, since).
+  std::map<LeaseKey, std::pair<uint64_t, absl::Time>> published_ ABSL_GUARDED_BY(mu_);
+  int waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  bool succeeded_ ABSL_GUARDED_BY(mu_) = false;
+  std::string end_reason_ ABSL_GUARDED_BY(mu_);
+  absl::Status fatal_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_acquire_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time last_heartbeat_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex register_mu_;  // one (re-)registration at a time
+  std::thread thread_;
+};
+
+}  // namespace elasticbatch::internal
+
+#endif  // ELASTICBATCH_WORKER_SDK_SRC_WORKER_CORE_H_
