@@ -1,3 +1,0 @@
-// Replaced by the SDK unit tests.
-#include "gtest/gtest.h"
-TEST(WorkerSdkUnit, Builds) { SUCCEED(); }
