@@ -31,7 +31,9 @@ JobCoordinator::JobCoordinator(const Clock* clock, const ShardEnumerator* shards
       options_(std::move(options)),
       started_at_(clock->Now()),
       table_(shards, ShardTableOptions{options_.max_attempts}),
-      next_session_((options_.epoch << 32) + 1) {}
+      next_session_((options_.epoch << 32) + 1) {
+  if (options_.fleet) fleet_.emplace(*options_.fleet);
+}
 
 void JobCoordinator::RestoreCommitted(const CommitRecord& record) {
   absl::MutexLock lock(&mu_);
@@ -162,6 +164,13 @@ absl::StatusOr<Registration> JobCoordinator::Register(
   const absl::Time now = clock_->Now();
   Registration reg;
   uint64_t seq = 0;
+  if (fleet_) {
+    std::vector<FleetDecision> stops;
+    absl::Status admitted =
+        fleet_->OnRegistered(who.task_index, who.attempt, next_session_, now, &stops);
+    fleet_decisions_.insert(fleet_decisions_.end(), stops.begin(), stops.end());
+    if (!admitted.ok()) return admitted;
+  }
   if (auto old = live_by_index_.find(who.task_index); old != live_by_index_.end()) {
     Session& prev = sessions_.at(old->second);
     const bool same_process = prev.who.pid == who.pid && prev.who.host == who.host;
@@ -324,6 +333,13 @@ uint64_t JobCoordinator::Tick() {
   FailOutcome expired = table_.ExpireLeases(now, options_.lease_timeout);
   if (table_.pending() != pending_before || !expired.quarantined.empty()) ++work_epoch_;
   seq = std::max(seq, JournalFailures(expired));
+  if (fleet_) {
+    FleetOutcome outcome = fleet_->Tick(now, [this](SessionId id) {
+      auto it = sessions_.find(id);
+      return it == sessions_.end() ? absl::InfinitePast() : it->second.last_seen;
+    });
+    seq = std::max(seq, ApplyFleetOutcome(std::move(outcome), now));
+  }
   rate_samples_.push_back({now, table_.committed(), committed_records_});
   while (rate_samples_.size() > 2 && now - rate_samples_.front().at > kRateWindow) {
     rate_samples_.pop_front();
@@ -348,6 +364,8 @@ void JobCoordinator::MaybeEndLocked(absl::Time now) {
                            " shard(s) quarantined, more than --max-failed-shards=",
                            options_.max_failed_shards),
               now);
+  } else if (fleet_ && !table_.finished() && fleet_->Exhausted()) {
+    EndLocked(JobState::kFailed, fleet_->ExhaustedSummary(), now);
   } else if (table_.finished()) {
     EndLocked(JobState::kSucceeded,
               table_.quarantined() == 0
@@ -360,10 +378,84 @@ void JobCoordinator::MaybeEndLocked(absl::Time now) {
 
 void JobCoordinator::EndLocked(JobState state, const std::string& reason,
                                absl::Time now) {
-  (void)now;
   state_ = state;
   end_reason_ = reason;
   ++work_epoch_;
+  if (fleet_) {
+    std::vector<FleetDecision> stops = fleet_->OnJobEnded(now);
+    fleet_decisions_.insert(fleet_decisions_.end(), stops.begin(), stops.end());
+  }
+}
+
+void JobCoordinator::EndSessionLocked(SessionId id, const std::string& reason) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  if (it->second.ended_reason.empty()) it->second.ended_reason = reason;
+  auto live = live_by_index_.find(it->second.who.task_index);
+  if (live != live_by_index_.end() && live->second == id) live_by_index_.erase(live);
+}
+
+uint64_t JobCoordinator::ApplyFleetOutcome(FleetOutcome outcome, absl::Time now) {
+  uint64_t seq = 0;
+  for (const SessionRelease& r : outcome.releases) {
+    // The worker failed: its leases go back to the queue at once, and the
+    // shards it had started count a failure.
+    FailOutcome released = table_.ReleaseSession(r.session, r.reason, true, now);
+    seq = std::max(seq, JournalFailures(released));
+    EndSessionLocked(r.session, r.reason);
+    ++work_epoch_;
+  }
+  fleet_decisions_.insert(fleet_decisions_.end(), outcome.decisions.begin(),
+                          outcome.decisions.end());
+  MaybeEndLocked(now);
+  return seq;
+}
+
+std::vector<FleetDecision> JobCoordinator::StartWorkers() {
+  absl::MutexLock lock(&mu_);
+  if (!fleet_) return {};
+  return fleet_->Start(clock_->Now());
+}
+
+void JobCoordinator::WorkerStarted(uint32_t index, uint32_t attempt, int32_t pid) {
+  absl::MutexLock lock(&mu_);
+  if (fleet_) fleet_->OnStarted(index, attempt, pid, clock_->Now());
+}
+
+void JobCoordinator::WorkerExited(uint32_t index, uint32_t attempt, int exit_code) {
+  absl::MutexLock lock(&mu_);
+  if (!fleet_) return;
+  const absl::Time now = clock_->Now();
+  // Quarantines from the release are synced by the next tick's journal sync.
+  (void)ApplyFleetOutcome(fleet_->OnExited(index, attempt, exit_code, now), now);
+}
+
+std::vector<FleetDecision> JobCoordinator::TakeFleetDecisions() {
+  absl::MutexLock lock(&mu_);
+  std::vector<FleetDecision> out;
+  out.swap(fleet_decisions_);
+  return out;
+}
+
+std::vector<FleetDecision> JobCoordinator::StopAllWorkers(const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  if (!fleet_) return {};
+  std::vector<FleetDecision> out;
+  out.swap(fleet_decisions_);
+  std::vector<FleetDecision> stops = fleet_->StopAll(reason, clock_->Now());
+  out.insert(out.end(), stops.begin(), stops.end());
+  return out;
+}
+
+bool JobCoordinator::AllWorkersExited() const {
+  absl::MutexLock lock(&mu_);
+  return !fleet_ || fleet_->AllExited();
+}
+
+std::vector<InstanceInfo> JobCoordinator::Workers() const {
+  absl::MutexLock lock(&mu_);
+  if (!fleet_) return {};
+  return fleet_->Snapshot();
 }
 
 JobProgress JobCoordinator::Progress() const {
@@ -396,6 +488,15 @@ JobProgress JobCoordinator::Progress() const {
     p.eta = absl::Seconds(static_cast<double>(left) / p.shards_per_second);
   }
   p.live_sessions = static_cast<uint32_t>(live_by_index_.size());
+  if (fleet_) {
+    p.workers_running = fleet_->running();
+    p.workers_starting = fleet_->starting();
+    p.workers_restarting = fleet_->restarting();
+    p.workers_total = options_.fleet->workers;
+  } else {
+    p.workers_running = p.live_sessions;
+    p.workers_total = p.live_sessions;
+  }
   return p;
 }
 

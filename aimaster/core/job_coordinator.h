@@ -30,6 +30,7 @@
 #include "journal.h"
 #include "shard_enumerator.h"
 #include "shard_table.h"
+#include "worker_fleet.h"
 
 namespace elasticbatch::aimaster {
 
@@ -53,6 +54,8 @@ struct CoordinatorOptions {
   std::string output_channel = "output";
   // Session ids start at epoch << 32, so ids of earlier master runs are unknown.
   uint64_t epoch = 1;
+  // Set when the master launches its workers itself (`aimaster run`).
+  std::optional<FleetOptions> fleet;
 };
 
 struct WorkerIdentity {
@@ -154,6 +157,11 @@ struct JobProgress {
   std::optional<absl::Duration> eta;
   absl::Duration elapsed;
   uint32_t live_sessions = 0;
+  // With a fleet: instances by state.
+  uint32_t workers_running = 0;
+  uint32_t workers_starting = 0;
+  uint32_t workers_restarting = 0;
+  uint32_t workers_total = 0;
 };
 
 struct SessionInfo {
@@ -213,6 +221,17 @@ class JobCoordinator {
   // Session -> task index and attempt, for naming leases in snapshots.
   std::optional<WorkerIdentity> SessionIdentity(SessionId session) const;
 
+  // Fleet (when the master launches its workers). The decisions returned or
+  // queued here are for the launch driver to carry out.
+  bool has_fleet() const { return options_.fleet.has_value(); }
+  std::vector<FleetDecision> StartWorkers();
+  void WorkerStarted(uint32_t index, uint32_t attempt, int32_t pid);
+  void WorkerExited(uint32_t index, uint32_t attempt, int exit_code);
+  std::vector<FleetDecision> TakeFleetDecisions();
+  std::vector<FleetDecision> StopAllWorkers(const std::string& reason);
+  bool AllWorkersExited() const;
+  std::vector<InstanceInfo> Workers() const;
+
   bool ended() const;
   // Increases whenever shards may have become available or the job ended;
   // long-polling acquires retry when it changes.
@@ -220,6 +239,7 @@ class JobCoordinator {
   // True once every live session has been told the job ended (END or STOP).
   bool AllSessionsToldEnd() const;
   const CoordinatorOptions& options() const { return options_; }
+  const ShardEnumerator& shards() const { return *shards_; }
 
  private:
   struct Session {
@@ -259,6 +279,11 @@ class JobCoordinator {
   void EndLocked(JobState state, const std::string& reason, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration RetryHintLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Releases failed attempts' sessions and queues the fleet's decisions.
+  uint64_t ApplyFleetOutcome(FleetOutcome outcome, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndSessionLocked(SessionId id, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string WorkerName(const WorkerIdentity& who) const;
 
   const Clock* const clock_;
@@ -283,6 +308,8 @@ class JobCoordinator {
     uint64_t records;
   };
   std::deque<RateSample> rate_samples_ ABSL_GUARDED_BY(mu_);
+  std::optional<WorkerFleet> fleet_ ABSL_GUARDED_BY(mu_);
+  std::vector<FleetDecision> fleet_decisions_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace elasticbatch::aimaster

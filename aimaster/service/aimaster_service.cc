@@ -55,6 +55,7 @@ grpc::ServerUnaryReactor* AimasterService::RegisterWorker(
   job->set_input_channel(options.input_channel);
   job->set_output_channel(options.output_channel);
   job->set_total_shards(progress.total_shards);
+  job->set_unit(ToProto(coordinator_->shards().unit()));
   for (const LeaseRef& l : reg->reclaimed) ToProto(l, response->add_reclaimed());
   for (const LeaseRef& l : reg->refused) ToProto(l, response->add_refused());
   FinishAfterDurable(reactor, reg->durable_seq);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 
@@ -26,8 +27,8 @@ void SyncDirectory(const std::string& dir) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ShardOutput>> ShardOutput::Open(Shard& shard,
-                                                              const std::string& output_dir) {
+absl::StatusOr<std::unique_ptr<ShardOutput>> ShardOutput::Open(
+    Shard& shard, const std::string& output_dir) {
   if (output_dir.empty()) {
     return absl::FailedPreconditionError(
         "no output directory: the job's PAI_OUTPUT_<CHANNEL> is not set");
@@ -41,9 +42,13 @@ absl::StatusOr<std::unique_ptr<ShardOutput>> ShardOutput::Open(Shard& shard,
   }
   auto out = std::unique_ptr<ShardOutput>(new ShardOutput());
   out->shard_ = &shard;
-  // Unique per attempt and process, so duplicates never share a staging file.
-  out->staging_path_ = absl::StrCat(staging_dir, "/", shard.output_name(), ".attempt-",
-                                    shard.attempt(), ".pid-", getpid(), ".tmp");
+  // Unique per writer: attempt numbers repeat after a master restart and pids
+  // repeat across hosts sharing the output channel, so add a random nonce.
+  static thread_local std::mt19937_64 rng(std::random_device{}() ^
+                                          (static_cast<uint64_t>(getpid()) << 32));
+  out->staging_path_ =
+      absl::StrCat(staging_dir, "/", shard.output_name(), ".attempt-", shard.attempt(),
+                   ".", absl::Hex(rng(), absl::kZeroPad16), ".tmp");
   out->final_path_ = absl::StrCat(output_dir, "/", shard.output_name());
   out->file_ = std::fopen(out->staging_path_.c_str(), "wb");
   if (out->file_ == nullptr) {
@@ -81,7 +86,8 @@ void ShardOutput::Discard() {
 }
 
 absl::Status ShardOutput::Commit() {
-  if (done_ || file_ == nullptr) return absl::FailedPreconditionError("output already closed");
+  if (done_ || file_ == nullptr)
+    return absl::FailedPreconditionError("output already closed");
   // Durable before asking: once granted, the rename must publish whole data.
   if (std::fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
     absl::Status s = Errno("cannot write", staging_path_);

@@ -57,7 +57,8 @@ WorkerCore::WorkerCore(const WorkerOptions& options)
 
 WorkerCore::~WorkerCore() { Stop(); }
 
-absl::StatusOr<std::shared_ptr<WorkerCore>> WorkerCore::Start(const WorkerOptions& options) {
+absl::StatusOr<std::shared_ptr<WorkerCore>> WorkerCore::Start(
+    const WorkerOptions& options) {
   if (options.master_address.empty()) {
     return absl::InvalidArgumentError(
         "no master address: set AIMASTER_ADDR or WorkerOptions::master_address");
@@ -167,13 +168,13 @@ grpc::Status WorkerCore::Register(uint64_t stale_session) {
     grpc::Status s = stub_->RegisterWorker(&ctx, req, &resp);
     if (s.ok()) break;
     if (!Transient(s.error_code())) return s;
-    if (JobEndedOnDisk() || absl::Now() - started > options_.master_lost_timeout) return s;
+    if (JobEndedOnDisk() || absl::Now() - started > options_.master_lost_timeout)
+      return s;
     absl::Duration sleep;
     {
       absl::MutexLock lock(&mu_);
-      sleep = absl::Nanoseconds(
-          static_cast<int64_t>(rng_() % static_cast<uint64_t>(
-                                            absl::ToInt64Nanoseconds(backoff) + 1)));
+      sleep = absl::Nanoseconds(static_cast<int64_t>(
+          rng_() % static_cast<uint64_t>(absl::ToInt64Nanoseconds(backoff) + 1)));
     }
     if (!SleepUnlessStopped(sleep)) return s;
     backoff = std::min(backoff * 2, options_.max_backoff);
@@ -185,7 +186,8 @@ grpc::Status WorkerCore::Register(uint64_t stale_session) {
     total_shards_ = resp.job().total_shards();
     heartbeat_interval_ = FromProto(resp.heartbeat_interval());
     lease_timeout_ = FromProto(resp.lease_timeout());
-    if (heartbeat_interval_ <= absl::ZeroDuration()) heartbeat_interval_ = absl::Seconds(2);
+    if (heartbeat_interval_ <= absl::ZeroDuration())
+      heartbeat_interval_ = absl::Seconds(2);
   }
   session_ = resp.session_id();
   for (const v1::LeaseRef& r : resp.refused()) {
@@ -223,11 +225,10 @@ grpc::Status WorkerCore::CallMaster(
     if (lost_since == absl::InfinitePast()) lost_since = now;
     if (JobEndedOnDisk()) return s;
     if (now - lost_since > options_.master_lost_timeout) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          absl::StrCat("the master at ", options_.master_address,
-                                       " was unreachable for ",
-                                       absl::FormatDuration(now - lost_since), ": ",
-                                       s.error_message()));
+      return grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat("the master at ", options_.master_address, " was unreachable for ",
+                       absl::FormatDuration(now - lost_since), ": ", s.error_message()));
     }
     absl::Duration sleep;
     {
@@ -240,7 +241,8 @@ grpc::Status WorkerCore::CallMaster(
   }
 }
 
-void WorkerCore::FillProgress(google::protobuf::RepeatedPtrField<v1::ShardProgress>* out) {
+void WorkerCore::FillProgress(
+    google::protobuf::RepeatedPtrField<v1::ShardProgress>* out) {
   for (const auto& [key, state] : held_) {
     v1::ShardProgress* p = out->Add();
     SetLease(key, p->mutable_lease());
@@ -363,8 +365,9 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
     user_waiting = waiters_ > 0 && queue_.empty();
   }
   // Long-poll only for a waiting user; prefetching must not delay heartbeats.
-  const absl::Duration wait =
-      user_waiting ? std::min(heartbeat_interval_ / 2, kMaxLongPoll) : absl::ZeroDuration();
+  const absl::Duration wait = user_waiting
+                                  ? std::min(heartbeat_interval_ / 2, kMaxLongPoll)
+                                  : absl::ZeroDuration();
   grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
     v1::AcquireShardsRequest req;
     req.set_session_id(session);
@@ -394,15 +397,16 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
   const absl::Time now = absl::Now();
   last_heartbeat_ = now;  // the call renewed every lease it listed
   if (resp.outcome() == v1::AcquireShardsResponse::WAIT) {
-    next_acquire_ = now + std::clamp(FromProto(resp.retry_after()), absl::Milliseconds(10),
-                                     absl::Seconds(5));
+    next_acquire_ = now + std::clamp(FromProto(resp.retry_after()),
+                                     absl::Milliseconds(10), absl::Seconds(5));
     return true;
   }
   next_acquire_ = absl::InfinitePast();
   for (const v1::Shard& shard : resp.shards()) {
     auto state = std::make_shared<ShardState>();
     state->shard = shard;
-    state->unit = shard.unit() == v1::SHARD_UNIT_RECORDS ? ShardUnit::kRecords : ShardUnit::kBytes;
+    state->unit =
+        shard.unit() == v1::SHARD_UNIT_RECORDS ? ShardUnit::kRecords : ShardUnit::kBytes;
     state->input_path = ResolveInput(shard.source());
     held_[state->key()] = state;
     queue_.push_back(std::move(state));
@@ -466,8 +470,8 @@ absl::StatusOr<std::optional<Shard>> WorkerCore::NextShard() {
 absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
                                 const std::function<absl::Status()>& publish) {
   if (state->finished && !state->cancelled) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("shard ", state->shard.shard_id(), " was already committed or failed"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "shard ", state->shard.shard_id(), " was already committed or failed"));
   }
   const LeaseKey key = state->key();
   if (state->cancelled) {
@@ -501,12 +505,31 @@ absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
   if (result.decision() != v1::CommitResult::GRANTED) {
     absl::MutexLock lock(&mu_);
     DropLocked(key, true);
-    return absl::AbortedError(absl::StrCat("shard ", key.first, " not committed by attempt ",
-                                           key.second, ": ", result.reason()));
+    return absl::AbortedError(absl::StrCat("shard ", key.first,
+                                           " not committed by attempt ", key.second, ": ",
+                                           result.reason()));
   }
   if (absl::Status published = publish(); !published.ok()) {
-    // We hold the grant but could not publish: give the shard back.
-    (void)Fail(state, published);
+    // We hold the grant but could not publish: give the shard back. When the
+    // master no longer knows the grant (it restarted and another attempt
+    // committed, or the job is over and its staging dir is gone), this
+    // attempt simply lost.
+    v1::FailShardResponse fail_resp;
+    grpc::Status f = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
+      v1::FailShardRequest req;
+      req.set_session_id(session);
+      SetLease(key, req.mutable_lease());
+      req.set_error(published.ToString());
+      return stub_->FailShard(ctx, req, &fail_resp);
+    });
+    {
+      absl::MutexLock lock(&mu_);
+      DropLocked(key, /*cancelled=*/true);
+    }
+    if (f.error_code() == grpc::StatusCode::FAILED_PRECONDITION || ended()) {
+      return absl::AbortedError(absl::StrCat("shard ", key.first, " attempt ", key.second,
+                                             " lost its grant: ", f.error_message()));
+    }
     return published;
   }
   absl::MutexLock lock(&mu_);

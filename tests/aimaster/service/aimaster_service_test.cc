@@ -90,6 +90,7 @@ TEST_F(AimasterServiceTest, RegisterAnswersJobFacts) {
   EXPECT_EQ(resp.job().input_channel(), "data");
   EXPECT_EQ(resp.job().output_channel(), "predictions");
   EXPECT_EQ(resp.job().total_shards(), 4u);
+  EXPECT_EQ(resp.job().unit(), v1::SHARD_UNIT_BYTES);
   EXPECT_GT(resp.lease_timeout().seconds(), 0);
 }
 

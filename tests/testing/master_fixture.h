@@ -1,7 +1,7 @@
 // A real in-process master over a directory of generated input, for service
 // and integration tests.
-#ifndef ELASTICBATCH_TESTS_AIMASTER_SERVICE_MASTER_FIXTURE_H_
-#define ELASTICBATCH_TESTS_AIMASTER_SERVICE_MASTER_FIXTURE_H_
+#ifndef ELASTICBATCH_TESTS_TESTING_MASTER_FIXTURE_H_
+#define ELASTICBATCH_TESTS_TESTING_MASTER_FIXTURE_H_
 
 #include <memory>
 #include <string>
@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "input_scanner.h"
 #include "job_coordinator.h"
+#include "job_outputs.h"
 #include "journal.h"
 #include "master_server.h"
 #include "shard_enumerator.h"
@@ -19,18 +20,24 @@ namespace elasticbatch::aimaster {
 
 class MasterFixture {
  public:
+  using Files = std::vector<std::pair<std::string, std::string>>;
+
   // Writes `files` input files of `bytes_each` bytes, shards them by
   // `shard_bytes`, and starts a master on 127.0.0.1 (port 0).
   MasterFixture(int files, int bytes_each, uint64_t shard_bytes,
-                CoordinatorOptions options,
+                CoordinatorOptions options, absl::Duration tick = absl::Milliseconds(20))
+      : MasterFixture(Generated(files, bytes_each), shard_bytes, std::move(options),
+                      tick) {}
+
+  // Input files (name relative to the input dir, content), sharded by `shard_bytes`.
+  MasterFixture(const Files& files, uint64_t shard_bytes, CoordinatorOptions options,
                 absl::Duration tick = absl::Milliseconds(20)) {
-    for (int i = 0; i < files; ++i) {
-      testing::WriteFileOrDie(absl::StrCat(dir_.path(), "/in/f", i),
-                              std::string(static_cast<size_t>(bytes_each), 'x'));
+    for (const auto& [name, content] : files) {
+      testing::WriteFileOrDie(absl::StrCat(input_dir(), "/", name), content);
     }
     output_dir_ = dir_.path() + "/out";
     state_dir_ = dir_.path() + "/state";
-    auto listed = ListSourceFiles(dir_.path() + "/in");
+    auto listed = ListSourceFiles(input_dir());
     shards_ = std::make_unique<ShardEnumerator>(
         *ShardEnumerator::ForFiles(*listed, ShardingMode::kBytes, shard_bytes));
     journal_ = std::move(*Journal::Open(
@@ -44,6 +51,8 @@ class MasterFixture {
     server_ = std::move(
         *MasterServer::Start(coordinator_.get(), journal_.get(), server_options));
   }
+
+  std::string input_dir() const { return dir_.path() + "/in"; }
   ~MasterFixture() { server_->Shutdown(); }
 
   std::string target() const { return absl::StrCat("127.0.0.1:", server_->port()); }
@@ -52,6 +61,15 @@ class MasterFixture {
   const ShardEnumerator& shards() const { return *shards_; }
   const std::string& output_dir() const { return output_dir_; }
   const std::string& state_dir() const { return state_dir_; }
+
+  // Writes the job's result files (_SUCCESS, manifests) as `aimaster serve` does.
+  absl::Status Finish() {
+    (void)journal_->SyncAll();
+    const JobProgress p = coordinator_->Progress();
+    return WriteJobOutputs(output_dir_, state_dir_, *shards_,
+                           coordinator_->options().input_channel,
+                           p.state == JobState::kSucceeded, p.reason);
+  }
 
   // Commit records per shard id, read from the journal.
   std::vector<int> CommitsPerShard() {
@@ -64,6 +82,15 @@ class MasterFixture {
   }
 
  private:
+  static Files Generated(int files, int bytes_each) {
+    Files out;
+    for (int i = 0; i < files; ++i) {
+      out.push_back(
+          {absl::StrCat("f", i), std::string(static_cast<size_t>(bytes_each), 'x')});
+    }
+    return out;
+  }
+
   testing::TempDir dir_;
   std::string output_dir_;
   std::string state_dir_;
@@ -76,4 +103,4 @@ class MasterFixture {
 
 }  // namespace elasticbatch::aimaster
 
-#endif  // ELASTICBATCH_TESTS_AIMASTER_SERVICE_MASTER_FIXTURE_H_
+#endif  // ELASTICBATCH_TESTS_TESTING_MASTER_FIXTURE_H_
