@@ -7,6 +7,7 @@
 namespace elasticbatch::aimaster {
 
 int ServeCommand(const cli::ParsedCommandLine& args);
+int RunCommand(const cli::ParsedCommandLine& args);
 int StatusCommand(const cli::ParsedCommandLine& args);
 int StopCommand(const cli::ParsedCommandLine& args);
 

@@ -10,6 +10,7 @@
 
 ABSL_DECLARE_FLAG(std::vector<std::string>, input);
 ABSL_DECLARE_FLAG(std::vector<std::string>, output);
+ABSL_DECLARE_FLAG(std::vector<std::string>, hp);
 
 namespace {
 
@@ -18,6 +19,12 @@ constexpr char kUsage[] =
 offline inference.
 
 Usage:
+  aimaster run --workers N --input CH=PATH --output CH[=PATH] [--hp NAME=VALUE ...]
+               [--job-dir DIR] [flags] -- CMD
+      A whole job on this machine: the master and N worker processes running
+      `sh -c CMD` in the job's usercode directory with the platform's
+      environment contract. Shows live progress and a per-worker summary;
+      exits 0 when the job succeeded, 1 when it failed.
   aimaster serve --input CH=PATH --output CH=PATH [flags]
       Standalone master: shards the input and serves workers on --port until
       all data is done; exits 0 when the job succeeded, 1 when it failed.
@@ -39,6 +46,7 @@ int Main(int argc, char** argv) {
   cli::CommandLineParser parser;
   parser.AddRepeated(&FLAGS_input);
   parser.AddRepeated(&FLAGS_output);
+  parser.AddRepeated(&FLAGS_hp);
   absl::StatusOr<cli::ParsedCommandLine> parsed = parser.Parse(argc, argv);
   if (!parsed.ok()) return cli::ReportUsageError("aimaster", parsed.status());
   const std::string command = parsed->positional.empty() ? "help" : parsed->positional[0];
@@ -55,6 +63,7 @@ int Main(int argc, char** argv) {
     return cli::kExitOk;
   }
   if (command == "serve") return elasticbatch::aimaster::ServeCommand(*parsed);
+  if (command == "run") return elasticbatch::aimaster::RunCommand(*parsed);
   if (command == "status") return elasticbatch::aimaster::StatusCommand(*parsed);
   if (command == "stop") return elasticbatch::aimaster::StopCommand(*parsed);
   return cli::ReportUsageError("aimaster",

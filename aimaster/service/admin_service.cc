@@ -31,8 +31,10 @@ void FillJobStatus(const JobCoordinator& coordinator, v1::JobStatus* out) {
   out->set_shards_per_second(p.shards_per_second);
   if (p.eta) ToProto(*p.eta, out->mutable_eta());
   ToProto(p.elapsed, out->mutable_elapsed());
-  out->set_workers_running(p.live_sessions);
-  out->set_workers_total(p.live_sessions);
+  out->set_workers_running(p.workers_running);
+  out->set_workers_starting(p.workers_starting);
+  out->set_workers_restarting(p.workers_restarting);
+  out->set_workers_total(p.workers_total);
   out->set_speculative_leases(p.speculative_leases);
 }
 
@@ -68,6 +70,83 @@ void FillWorkersFromSessions(const JobCoordinator& coordinator,
   }
 }
 
+namespace {
+
+v1::WorkerState ToProto(InstanceState s) {
+  switch (s) {
+    case InstanceState::kPending:
+      return v1::WORKER_STATE_PENDING;
+    case InstanceState::kStarting:
+      return v1::WORKER_STATE_STARTING;
+    case InstanceState::kRunning:
+      return v1::WORKER_STATE_RUNNING;
+    case InstanceState::kRestarting:
+      return v1::WORKER_STATE_PENDING;
+    case InstanceState::kSucceeded:
+      return v1::WORKER_STATE_SUCCEEDED;
+    case InstanceState::kFailed:
+      return v1::WORKER_STATE_FAILED;
+    case InstanceState::kStopped:
+      return v1::WORKER_STATE_STOPPED;
+  }
+  return v1::WORKER_STATE_UNSPECIFIED;
+}
+
+v1::WorkerState ToProto(AttemptState s) {
+  switch (s) {
+    case AttemptState::kStarting:
+      return v1::WORKER_STATE_STARTING;
+    case AttemptState::kRunning:
+      return v1::WORKER_STATE_RUNNING;
+    case AttemptState::kSucceeded:
+      return v1::WORKER_STATE_SUCCEEDED;
+    case AttemptState::kFailed:
+      return v1::WORKER_STATE_FAILED;
+    case AttemptState::kStopped:
+      return v1::WORKER_STATE_STOPPED;
+  }
+  return v1::WORKER_STATE_UNSPECIFIED;
+}
+
+}  // namespace
+
+void FillWorkersFromFleet(const JobCoordinator& coordinator,
+                          v1::ListWorkersResponse* out) {
+  std::map<SessionId, SessionInfo> sessions;
+  for (SessionInfo& s : coordinator.Sessions()) sessions[s.session] = s;
+  for (const InstanceInfo& w : coordinator.Workers()) {
+    v1::WorkerInstanceInfo* inst = out->add_instances();
+    inst->set_task_index(w.index);
+    inst->set_state(ToProto(w.state));
+    inst->set_restarts(w.restarts);
+    inst->set_backups(w.backups);
+    for (const AttemptInfo& a : w.attempts) {
+      v1::WorkerAttemptInfo* info = inst->add_attempts();
+      info->set_task_index(w.index);
+      info->set_attempt(a.attempt);
+      info->set_state(ToProto(a.state));
+      info->set_backup(a.backup);
+      info->set_pid(a.pid);
+      info->set_exit_code(a.exit_code.value_or(-1));
+      info->set_detail(a.detail);
+      if (a.registered_at)
+        ToProto(*a.registered_at - a.launched_at, info->mutable_startup_time());
+      auto it = sessions.find(a.session);
+      if (a.session == 0 || it == sessions.end()) continue;
+      const SessionInfo& s = it->second;
+      info->set_host(s.who.host);
+      info->set_shards_committed(s.shards_committed);
+      info->set_records_committed(s.records_committed);
+      info->set_records_per_second(s.records_per_second);
+      info->set_shards_per_second(s.shards_per_second);
+      info->set_leases_held(s.leases_held);
+      ToProto(s.last_seen, info->mutable_last_seen());
+      inst->set_shards_committed(inst->shards_committed() + s.shards_committed);
+      inst->set_records_committed(inst->records_committed() + s.records_committed);
+    }
+  }
+}
+
 AdminService::AdminService(JobCoordinator* coordinator, WorkerListProvider workers)
     : coordinator_(coordinator), workers_(std::move(workers)) {}
 
@@ -85,6 +164,8 @@ grpc::ServerUnaryReactor* AdminService::ListWorkers(grpc::CallbackServerContext*
                                                     v1::ListWorkersResponse* response) {
   if (workers_) {
     workers_(response);
+  } else if (coordinator_->has_fleet()) {
+    FillWorkersFromFleet(*coordinator_, response);
   } else {
     FillWorkersFromSessions(*coordinator_, response);
   }

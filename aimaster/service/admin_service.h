@@ -38,6 +38,9 @@ class AdminService final : public v1::Admin::CallbackService {
 
 // The coordinator's progress as a JobStatus message.
 void FillJobStatus(const JobCoordinator& coordinator, v1::JobStatus* out);
+// The fleet's instances and attempts with their sessions' throughput (run mode).
+void FillWorkersFromFleet(const JobCoordinator& coordinator,
+                          v1::ListWorkersResponse* out);
 // One instance per task index, from the coordinator's sessions.
 void FillWorkersFromSessions(const JobCoordinator& coordinator,
                              v1::ListWorkersResponse* out);

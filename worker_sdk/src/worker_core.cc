@@ -306,7 +306,19 @@ bool WorkerCore::ended() const {
 
 void WorkerCore::MarkFatal(const absl::Status& status) {
   absl::MutexLock lock(&mu_);
-  if (fatal_.ok()) fatal_ = status;
+  FatalLocked(status);
+}
+
+void WorkerCore::FatalLocked(const absl::Status& status) {
+  if (!fatal_.ok()) return;
+  fatal_ = status;
+  // Without a master nothing can be committed: stop working on held shards.
+  for (auto& [key, state] : held_) {
+    state->cancelled = true;
+    state->finished = true;
+  }
+  held_.clear();
+  queue_.clear();
 }
 
 std::string WorkerCore::ResolveInput(const std::string& source) const {
@@ -385,7 +397,7 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
   });
   if (!s.ok()) {
     absl::MutexLock lock(&mu_);
-    if (!ended_ && !stopping_) fatal_ = ToAbsl(s);
+    if (!ended_ && !stopping_) FatalLocked(ToAbsl(s));
     return false;
   }
   Confirmed(keys);
@@ -432,7 +444,7 @@ void WorkerCore::HeartbeatOnce() {
     absl::MutexLock lock(&mu_);
     last_heartbeat_ = absl::Now();
     if (!s.ok()) {
-      if (!ended_ && !stopping_) fatal_ = ToAbsl(s);
+      if (!ended_ && !stopping_) FatalLocked(ToAbsl(s));
       return;
     }
   }

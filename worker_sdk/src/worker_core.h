@@ -94,12 +94,14 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   void HandleCommands(const v1::HeartbeatResponse& response);
   void MarkEnded(bool succeeded, const std::string& reason);
   void MarkFatal(const absl::Status& status);
+  void FatalLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Progress entries for every live lease and the confirmations to send.
   void FillProgress(google::protobuf::RepeatedPtrField<v1::ShardProgress>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<LeaseKey> TakeConfirmations(
-      google::protobuf::RepeatedPtrField<v1::LeaseRef>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      google::protobuf::RepeatedPtrField<v1::LeaseRef>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Confirmed(const std::vector<LeaseKey>& keys) ABSL_LOCKS_EXCLUDED(mu_);
   void DropLocked(const LeaseKey& key, bool cancelled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string ResolveInput(const std::string& source) const;

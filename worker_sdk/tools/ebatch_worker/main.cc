@@ -43,8 +43,9 @@ ABSL_FLAG(uint32_t, prefetch, 1, "Shards fetched ahead of the one being processe
 ABSL_FLAG(std::string, master, "", "AIMaster HOST:PORT (default: $AIMASTER_ADDR)");
 ABSL_FLAG(std::string, output_dir, "",
           "Where shard outputs are published (default: PAI_OUTPUT_<output channel>)");
-ABSL_FLAG(std::string, input_root, "",
-          "Root the shards' sources are relative to (default: PAI_INPUT_<input channel>)");
+ABSL_FLAG(
+    std::string, input_root, "",
+    "Root the shards' sources are relative to (default: PAI_INPUT_<input channel>)");
 ABSL_FLAG(absl::Duration, stall_timeout, absl::Minutes(5),
           "--persistent: fail a shard when CMD answers nothing for this long");
 ABSL_FLAG(absl::Duration, master_lost_timeout, absl::Minutes(10),
@@ -112,7 +113,8 @@ std::vector<std::string> ShardEnv(const Shard& shard) {
           absl::StrCat("SHARD_SOURCE=", shard.input_path()),
           absl::StrCat("SHARD_BEGIN=", shard.begin()),
           absl::StrCat("SHARD_END=", shard.end()),
-          absl::StrCat("SHARD_UNIT=", shard.unit() == ShardUnit::kBytes ? "bytes" : "records"),
+          absl::StrCat("SHARD_UNIT=",
+                       shard.unit() == ShardUnit::kBytes ? "bytes" : "records"),
           absl::StrCat("SHARD_OUTPUT_NAME=", shard.output_name())};
 }
 
@@ -158,9 +160,8 @@ class ShardRunner {
     if (!out.ok()) return Fail(shard, out.status());
     auto source = RecordSource::Open(shard);
     if (!source.ok()) return Fail(shard, source.status());
-    absl::StatusOr<uint64_t> records = persistent_
-                                           ? PumpPersistent(shard, *source, **out)
-                                           : PumpOneShot(shard, *source, **out);
+    absl::StatusOr<uint64_t> records = persistent_ ? PumpPersistent(shard, *source, **out)
+                                                   : PumpOneShot(shard, *source, **out);
     if (g_stopping) return Outcome::kStopped;
     if (shard.cancelled()) {
       spdlog::info("shard {} attempt {}: lease lost, output discarded", shard.id(),
@@ -171,8 +172,8 @@ class ShardRunner {
     shard.ReportProgress(*records, shard.end() - shard.begin());
     absl::Status committed = (*out)->Commit();
     if (committed.ok()) {
-      spdlog::info("shard {} attempt {}: committed {} records", shard.id(), shard.attempt(),
-                   *records);
+      spdlog::info("shard {} attempt {}: committed {} records", shard.id(),
+                   shard.attempt(), *records);
       return Outcome::kCommitted;
     }
     if (absl::IsAborted(committed)) {
@@ -193,7 +194,8 @@ class ShardRunner {
   }
 
   // One CMD per shard: records on stdin, stdout is the output.
-  absl::StatusOr<uint64_t> PumpOneShot(Shard& shard, RecordSource& source, ShardOutput& out) {
+  absl::StatusOr<uint64_t> PumpOneShot(Shard& shard, RecordSource& source,
+                                       ShardOutput& out) {
     auto child = ChildProcess::Start(command_, ShardEnv(shard));
     if (!child.ok()) return child.status();
     ChildProcess& c = **child;
@@ -233,7 +235,9 @@ class ShardRunner {
         if (!open) c.CloseStdout();
       }
       DrainStderr(c);
-      shard.ReportProgress(records, source.units_done());
+      // Records handed over, but no position: what a pipe swallows is not
+      // what CMD has processed, so the master judges this shard by its age.
+      shard.ReportProgress(records);
       if (shard.cancelled() || g_stopping) {
         c.Terminate(kStopGrace);
         return absl::AbortedError("cancelled");
@@ -275,7 +279,8 @@ class ShardRunner {
         continue;
       }
       if (c.stdout_fd() < 0 || !Poll(c, offset < pending.size())) {
-        return Restart(absl::StrCat("command exited in the middle of shard ", shard.id()));
+        return Restart(
+            absl::StrCat("command exited in the middle of shard ", shard.id()));
       }
       if (offset < pending.size()) {
         const size_t before = offset;
@@ -287,7 +292,8 @@ class ShardRunner {
       }
       const bool open = ReadSome(c.stdout_fd(), &partial_);
       size_t start = 0;
-      for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
+      for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos;
+           start = nl + 1) {
         if (++answered > fed) {
           return Restart("command wrote more lines than it was given records");
         }
@@ -302,7 +308,9 @@ class ShardRunner {
       }
       partial_.erase(0, start);
       DrainStderr(c);
-      if (!open) return Restart(absl::StrCat("command exited in the middle of shard ", shard.id()));
+      if (!open)
+        return Restart(
+            absl::StrCat("command exited in the middle of shard ", shard.id()));
       if (g_stopping || worker_->job_over()) return absl::AbortedError("stopping");
       if (!draining) shard.ReportProgress(answered, source.units_done());
       if (shard.cancelled() && !draining) {
@@ -334,8 +342,8 @@ class ShardRunner {
     int code = child_->Terminate(kStopGrace);
     DrainStderr(*child_);
     child_.reset();
-    return absl::InternalError(absl::StrCat(why, " (exit status ", code,
-                                            "); stderr tail: ", stderr_.Text()));
+    return absl::InternalError(
+        absl::StrCat(why, " (exit status ", code, "); stderr tail: ", stderr_.Text()));
   }
 
   // Waits (briefly) until a pipe is ready; false when the command is gone.
@@ -366,7 +374,8 @@ class ShardRunner {
   StderrTail stderr_;
 };
 
-constexpr char kUsage[] = R"(ebatch-worker - a ready-made ElasticBatch worker for any language.
+constexpr char kUsage[] =
+    R"(ebatch-worker - a ready-made ElasticBatch worker for any language.
 
 Usage: ebatch-worker [flags] -- CMD
 
@@ -400,7 +409,8 @@ int Main(int argc, char** argv) {
   }
   if (parsed->after_dashes.empty() || !parsed->positional.empty()) {
     return cli::ReportUsageError(
-        "ebatch-worker", absl::InvalidArgumentError("usage: ebatch-worker [flags] -- CMD"));
+        "ebatch-worker",
+        absl::InvalidArgumentError("usage: ebatch-worker [flags] -- CMD"));
   }
   const std::string command = absl::StrJoin(parsed->after_dashes, " ");
   WorkerOptions options;
@@ -432,7 +442,8 @@ int Main(int argc, char** argv) {
     absl::StatusOr<std::optional<Shard>> shard = (*worker)->NextShard();
     if (!shard.ok()) {
       spdlog::error("{}", shard.status().ToString());
-      return absl::IsFailedPrecondition(shard.status()) ? cli::kExitOk : cli::kExitFailure;
+      return absl::IsFailedPrecondition(shard.status()) ? cli::kExitOk
+                                                        : cli::kExitFailure;
     }
     if (!shard->has_value()) {
       spdlog::info("job over ({}): {}; {} shard(s) committed here",

@@ -1,0 +1,71 @@
+// JobDirectory: a local job laid out like the platform's container, and the
+// environment contract every worker gets.
+//
+//   <root>/usercode -> the code directory (PAI_WORKING_DIR; commands run here)
+//   <root>/input/config/hyperparameters.json, training_job.json (PAI_CONFIG_DIR)
+//   <root>/input/data/<ch>   -> the input path (a file input: <ch>/<name> -> file)
+//   <root>/output/<ch>       -> the output path (or a directory of its own)
+//   <root>/logs/worker-<i>-<k>.log
+//
+// Channels and hyperparameters whose names collide after normalisation
+// (test_model, test-model) are refused, naming both.
+#ifndef ELASTICBATCH_AIMASTER_LAUNCH_JOB_DIRECTORY_H_
+#define ELASTICBATCH_AIMASTER_LAUNCH_JOB_DIRECTORY_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace elasticbatch::aimaster {
+
+struct JobDirectorySpec {
+  // The job directory; created when missing, reused when present.
+  std::string root;
+  // Linked as usercode/.
+  std::string code_dir;
+  // (name, path): inputs that exist are linked; others (a table URL, say) are
+  // passed to workers verbatim.
+  std::vector<std::pair<std::string, std::string>> inputs;
+  // (name, path): output paths are created and linked.
+  std::vector<std::pair<std::string, std::string>> outputs;
+  // (name, value) in the order given.
+  std::vector<std::pair<std::string, std::string>> hyperparameters;
+  std::string job_id;
+  uint32_t workers = 1;
+  std::string command;
+};
+
+class JobDirectory {
+ public:
+  // INVALID_ARGUMENT for colliding names; FAILED_PRECONDITION for I/O errors.
+  static absl::StatusOr<JobDirectory> Create(const JobDirectorySpec& spec);
+
+  const std::string& root() const { return root_; }
+  const std::string& usercode() const { return usercode_; }
+  const std::string& config_dir() const { return config_dir_; }
+  const std::string& logs_dir() const { return logs_dir_; }
+  std::string LogPath(uint32_t index, uint32_t attempt) const;
+
+  // The full environment contract of one worker attempt ("NAME=VALUE").
+  std::vector<std::string> WorkerEnvironment(uint32_t index, uint32_t attempt,
+                                             const std::string& master_address) const;
+
+ private:
+  std::string root_;
+  std::string usercode_;
+  std::string config_dir_;
+  std::string logs_dir_;
+  // Variables shared by every worker.
+  std::vector<std::string> common_env_;
+};
+
+// A hyperparameter's value as JSON: integers, decimals and true/false keep
+// their type; anything else is a string.
+std::string HyperparameterJson(const std::string& value);
+
+}  // namespace elasticbatch::aimaster
+
+#endif  // ELASTICBATCH_AIMASTER_LAUNCH_JOB_DIRECTORY_H_
