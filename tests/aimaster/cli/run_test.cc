@@ -212,6 +212,28 @@ TEST_F(RunTest, AWorkerKilledMidShardIsRestartedAndItsShardRedoneOnce) {
   ExpectEveryRecordExactlyOnce();
 }
 
+TEST_F(RunTest, AFrozenWorkerMissesItsHeartbeatsAndIsReplaced) {
+  // Worker 0's first attempt freezes itself (SIGSTOP) on its first shard: no
+  // more heartbeats. It must be declared failed, killed, and restarted.
+  const std::string cmd = Script(
+      "export INDEX ATTEMPT",
+      "if [ \"$INDEX\" = 0 ] && [ \"$ATTEMPT\" = 0 ]; then kill -STOP $PPID; fi; "
+      "sleep 0.3; cat");  // about 8s of work: the timeout strikes long before the end
+  auto r = Run({"--workers=2", "--heartbeat-timeout=2s", "--stop-grace=1s",
+                "--restart-backoff=100ms"},
+               cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto& w0 = WorkerSummary(0);
+  ASSERT_GE(Attempts(w0), 2);
+  EXPECT_EQ(Num(w0, "restarts"), 1);
+  EXPECT_EQ(Str(Attempt(w0, 0), "state"), "failed");
+  EXPECT_THAT(Str(Attempt(w0, 0), "detail"), HasSubstr("no heartbeat for"));
+  const double killed_with = Attempt(w0, 0).fields().at("exit_code").number_value();
+  EXPECT_TRUE(killed_with == 128 + SIGKILL || killed_with == 128 + SIGTERM)
+      << killed_with;
+  ExpectEveryRecordExactlyOnce();
+}
+
 TEST_F(RunTest, AWorkerThatAlwaysFailsUsesUpItsRestartsAndTheJobSaysSo) {
   auto r = Run({"--workers=2", "--max-restarts=2", "--restart-backoff=50ms"},
                "echo model file missing >&2; exit 1");
