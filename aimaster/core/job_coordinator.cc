@@ -103,7 +103,47 @@ uint64_t JobCoordinator::JournalCommit(SessionId id, const PublishedShard& publi
     s.pending_records_for_rate = 0;
     s.last_commit = now;
   }
-  return journal_ != nullptr ? journal_->AppendCommit(record) : 0;
+  if (journal_ == nullptr) return 0;
+  const uint64_t seq = journal_->AppendCommit(record);
+  undurable_.push_back({seq, record.shard_id});
+  undurable_seq_[record.shard_id] = seq;
+  return seq;
+}
+
+uint64_t JobCoordinator::PruneDurableLocked() {
+  const uint64_t durable = journal_ != nullptr ? journal_->durable_seq() : UINT64_MAX;
+  while (!undurable_.empty() && undurable_.front().first <= durable) {
+    auto it = undurable_seq_.find(undurable_.front().second);
+    if (it != undurable_seq_.end() && it->second <= durable) undurable_seq_.erase(it);
+    undurable_.pop_front();
+  }
+  return durable;
+}
+
+std::vector<LeaseRef> JobCoordinator::TakeDurableAcks(Session& s) {
+  std::vector<LeaseRef> acks;
+  if (s.awaiting_ack.empty()) return acks;
+  const uint64_t durable = PruneDurableLocked();
+  for (auto it = s.awaiting_ack.begin(); it != s.awaiting_ack.end();) {
+    if (it->second <= durable) {
+      acks.push_back(it->first);
+      s.awaiting_ack.erase(it++);
+    } else {
+      ++it;  // its commit is not on disk yet
+    }
+  }
+  return acks;
+}
+
+std::vector<CommitResult> JobCoordinator::DecideCommits(
+    SessionId id, const std::vector<CommitRequest>& commits, absl::Time now) {
+  std::vector<CommitResult> out;
+  out.reserve(commits.size());
+  for (const CommitRequest& c : commits) {
+    CommitOutcome o = table_.RequestCommit(id, c.lease, c.records, now);
+    out.push_back({c.lease, o.decision, std::move(o.reason)});
+  }
+  return out;
 }
 
 uint64_t JobCoordinator::JournalFailures(const FailOutcome& outcome) {
@@ -127,13 +167,25 @@ void JobCoordinator::QueueRevocations(const std::vector<RevokedLease>& revoked) 
 uint64_t JobCoordinator::ConfirmLocked(SessionId id, Session& s,
                                        const std::vector<LeaseRef>& published,
                                        absl::Time now) {
-  (void)s;
   uint64_t seq = 0;
+  if (!published.empty()) PruneDurableLocked();
   for (const LeaseRef& lease : published) {
     absl::StatusOr<PublishedShard> p = table_.ConfirmPublished(id, lease, now);
     // A confirmation for a lease that is gone is harmless: the shard was
-    // requeued and its redo overwrites the published file atomically.
-    if (p.ok()) seq = std::max(seq, JournalCommit(id, *p, now));
+    // requeued and its redo overwrites the published file atomically. Every
+    // confirmation is acknowledged, a commit's once it is durable.
+    uint64_t commit_seq = 0;
+    if (p.ok() && p->newly_committed) {
+      commit_seq = JournalCommit(id, *p, now);
+    } else {
+      if (p.ok()) QueueRevocations(p->revoked);
+      // A re-sent confirmation waits for the record its first sending made.
+      auto it = undurable_seq_.find(lease.shard_id);
+      if (it != undurable_seq_.end()) commit_seq = it->second;
+    }
+    seq = std::max(seq, commit_seq);
+    uint64_t& waits_for = s.awaiting_ack[lease];
+    waits_for = std::max(waits_for, commit_seq);
   }
   return seq;
 }
@@ -216,15 +268,18 @@ absl::Duration JobCoordinator::RetryHintLocked() const {
 
 absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
     SessionId session, uint32_t max_shards, const std::vector<LeaseRef>& published,
-    const std::vector<ProgressReport>& progress) {
+    const std::vector<ProgressReport>& progress,
+    const std::vector<CommitRequest>& commits) {
   if (max_shards == 0) return absl::InvalidArgumentError("max_shards must be at least 1");
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   absl::StatusOr<Session*> s = LiveSession(session, now);
   if (!s.ok()) return s.status();
   AcquireResult result;
-  result.durable_seq = ConfirmLocked(session, **s, published, now);
   RecordProgressLocked(session, **s, progress, now, nullptr);
+  result.durable_seq = ConfirmLocked(session, **s, published, now);
+  result.commit_results = DecideCommits(session, commits, now);
+  result.confirmed = TakeDurableAcks(**s);
   MaybeEndLocked(now);
   if (state_ != JobState::kRunning) {
     result.outcome = AcquireOutcome::kEnd;
@@ -274,6 +329,7 @@ absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
     if (!duplicate) result.commands.push_back(std::move(c));
   }
   me.pending.clear();
+  result.confirmed = TakeDurableAcks(me);
   MaybeEndLocked(now);
   if (state_ != JobState::kRunning) {
     result.commands.push_back(
@@ -292,10 +348,8 @@ absl::StatusOr<CommitResults> JobCoordinator::Commit(
   if (!s.ok()) return s.status();
   CommitResults out;
   out.durable_seq = ConfirmLocked(session, **s, published, now);
-  for (const CommitRequest& c : commits) {
-    CommitOutcome o = table_.RequestCommit(session, c.lease, c.records, now);
-    out.results.push_back({c.lease, o.decision, std::move(o.reason)});
-  }
+  out.results = DecideCommits(session, commits, now);
+  out.confirmed = TakeDurableAcks(**s);
   MaybeEndLocked(now);
   return out;
 }
@@ -400,7 +454,8 @@ uint64_t JobCoordinator::ApplyFleetOutcome(FleetOutcome outcome, absl::Time now)
   for (const SessionRelease& r : outcome.releases) {
     // The worker failed: its leases go back to the queue at once, and the
     // shards it had started count a failure.
-    FailOutcome released = table_.ReleaseSession(r.session, r.reason, true, now);
+    FailOutcome released =
+        table_.ReleaseSession(r.session, r.reason, r.count_as_failure, now);
     seq = std::max(seq, JournalFailures(released));
     EndSessionLocked(r.session, r.reason);
     ++work_epoch_;

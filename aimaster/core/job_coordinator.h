@@ -3,8 +3,11 @@
 // converts messages.
 //
 // Durability: a call that commits or quarantines shards appends to the journal
-// and returns the journal sequence (`durable_seq`) that must be synced before
-// the caller answers; Journal::Sync(seq) does that (group commit).
+// and returns the journal sequence (`durable_seq`) to sync. Register and Fail
+// must not be answered before it is durable. Confirmations of published shards
+// are instead acknowledged in the `confirmed` list of a later answer once
+// their commit is durable, so Acquire, Heartbeat and Commit never wait for the
+// disk: the caller only asks for the sync (group commit in the background).
 //
 //   JobCoordinator coordinator(&clock, &shards, journal.get(), options);
 //   auto reg = coordinator.Register({.task_type = "worker", .task_index = 3});
@@ -96,12 +99,27 @@ struct GrantedShard {
 
 enum class AcquireOutcome { kShards, kWait, kEnd };
 
+struct CommitRequest {
+  LeaseRef lease;
+  uint64_t records = 0;
+};
+
+struct CommitResult {
+  LeaseRef lease;
+  CommitDecision decision = CommitDecision::kLeaseLost;
+  std::string reason;
+};
+
 struct AcquireResult {
   AcquireOutcome outcome = AcquireOutcome::kWait;
   std::vector<GrantedShard> shards;
   absl::Duration retry_after;
   bool job_succeeded = false;
   std::string end_reason;
+  // Decisions on the commit requests the call carried.
+  std::vector<CommitResult> commit_results;
+  // Confirmations now durable.
+  std::vector<LeaseRef> confirmed;
   uint64_t durable_seq = 0;
 };
 
@@ -115,22 +133,13 @@ struct WorkerCommand {
 
 struct HeartbeatResult {
   std::vector<WorkerCommand> commands;
+  std::vector<LeaseRef> confirmed;
   uint64_t durable_seq = 0;
-};
-
-struct CommitRequest {
-  LeaseRef lease;
-  uint64_t records = 0;
-};
-
-struct CommitResult {
-  LeaseRef lease;
-  CommitDecision decision = CommitDecision::kLeaseLost;
-  std::string reason;
 };
 
 struct CommitResults {
   std::vector<CommitResult> results;
+  std::vector<LeaseRef> confirmed;
   uint64_t durable_seq = 0;
 };
 
@@ -196,7 +205,8 @@ class JobCoordinator {
   // INVALID_ARGUMENT: max_shards == 0.
   absl::StatusOr<AcquireResult> Acquire(SessionId session, uint32_t max_shards,
                                         const std::vector<LeaseRef>& published,
-                                        const std::vector<ProgressReport>& progress);
+                                        const std::vector<ProgressReport>& progress,
+                                        const std::vector<CommitRequest>& commits = {});
   absl::StatusOr<HeartbeatResult> Heartbeat(SessionId session,
                                             const std::vector<ProgressReport>& progress,
                                             const std::vector<LeaseRef>& published);
@@ -259,6 +269,9 @@ class JobCoordinator {
     std::optional<absl::Time> last_commit;
     uint64_t pending_shards_for_rate = 0;
     uint64_t pending_records_for_rate = 0;
+    // Confirmations received, to acknowledge once the journal is durable up to
+    // their commit's sequence (0: nothing to wait for).
+    absl::flat_hash_map<LeaseRef, uint64_t> awaiting_ack;
   };
 
   absl::StatusOr<Session*> LiveSession(SessionId id, absl::Time now)
@@ -267,6 +280,14 @@ class JobCoordinator {
   uint64_t ConfirmLocked(SessionId id, Session& s, const std::vector<LeaseRef>& published,
                          absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t JournalCommit(SessionId id, const PublishedShard& published, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets commits that are durable by now; returns the durable sequence.
+  uint64_t PruneDurableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The session's confirmations whose commits are durable by now.
+  std::vector<LeaseRef> TakeDurableAcks(Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<CommitResult> DecideCommits(SessionId id,
+                                          const std::vector<CommitRequest>& commits,
+                                          absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t JournalFailures(const FailOutcome& outcome) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void QueueRevocations(const std::vector<RevokedLease>& revoked)
@@ -309,6 +330,10 @@ class JobCoordinator {
   };
   std::deque<RateSample> rate_samples_ ABSL_GUARDED_BY(mu_);
   std::optional<WorkerFleet> fleet_ ABSL_GUARDED_BY(mu_);
+  // Commits journalled but maybe not yet durable: (sequence, shard), in order,
+  // and shard -> sequence, so a re-sent confirmation waits for the same record.
+  std::deque<std::pair<uint64_t, uint64_t>> undurable_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, uint64_t> undurable_seq_ ABSL_GUARDED_BY(mu_);
   std::vector<FleetDecision> fleet_decisions_ ABSL_GUARDED_BY(mu_);
 };
 

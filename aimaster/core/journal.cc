@@ -339,6 +339,11 @@ absl::Status Journal::Sync(uint64_t seq) {
   return s;
 }
 
+uint64_t Journal::durable_seq() const {
+  absl::MutexLock lock(&mu_);
+  return durable_seq_;
+}
+
 absl::Status Journal::SyncAll() {
   uint64_t seq;
   {

@@ -88,6 +88,9 @@ class Journal {
   absl::Status Sync(uint64_t seq);
   absl::Status SyncAll();
 
+  // Every record up to this sequence is on disk.
+  uint64_t durable_seq() const;
+
   const JournalStats& replay_stats() const { return replay_stats_; }
   std::string path() const { return path_; }
 
@@ -102,7 +105,7 @@ class Journal {
   int lock_fd_ = -1;
   JournalStats replay_stats_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::string pending_ ABSL_GUARDED_BY(mu_);
   uint64_t appended_seq_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;

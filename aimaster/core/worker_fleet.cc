@@ -45,6 +45,7 @@ FleetDecision WorkerFleet::Launch(InstanceInfo& instance, bool backup, absl::Tim
 
 std::vector<FleetDecision> WorkerFleet::Start(absl::Time now) {
   std::vector<FleetDecision> out;
+  started_ = true;
   for (InstanceInfo& instance : instances_) {
     if (options_.start_interval <= absl::ZeroDuration() || instance.index == 0) {
       out.push_back(Launch(instance, false, now, "start"));
@@ -129,6 +130,12 @@ FleetOutcome WorkerFleet::OnExited(uint32_t index, uint32_t attempt, int code,
     a->ended_at = now;
     a->detail =
         job_ended_ ? "exited after the job's end" : "exited 0 before the job's end";
+    // Whatever it still held goes back to the queue at once.
+    if (a->session != 0) {
+      out.releases.push_back(
+          {a->session, absl::StrCat("worker ", index, " attempt ", attempt, " exited"),
+           /*count_as_failure=*/false});
+    }
     return out;
   }
   FailAttempt(instances_[index], *a, absl::StrCat("exited with status ", code), code, now,
@@ -204,7 +211,11 @@ FleetOutcome WorkerFleet::Tick(absl::Time now,
       ++starting;
       if (now - a.launched_at > options_.startup_timeout) slow = &a;
     }
-    if (!running && starting == 1 && slow != nullptr) {
+    // One backup per launch: none when the newest attempt is a backup already
+    // (else crashing backups of a hanging start would relaunch forever,
+    // never using up max_restarts).
+    if (!running && starting == 1 && slow != nullptr &&
+        !instance.attempts.back().backup) {
       const std::string reason =
           absl::StrCat("attempt ", slow->attempt, " did not register within ",
                        Took(options_.startup_timeout));
@@ -262,7 +273,8 @@ std::vector<FleetDecision> WorkerFleet::StopAll(const std::string& reason,
 }
 
 bool WorkerFleet::Exhausted() const {
-  if (job_ended_) return false;
+  // Before Start() nothing was launched yet (journal replay, early ticks).
+  if (job_ended_ || !started_) return false;
   for (const InstanceInfo& instance : instances_) {
     if (instance.launch_at) return false;
     for (const AttemptInfo& a : instance.attempts) {
@@ -276,6 +288,12 @@ std::string WorkerFleet::ExhaustedSummary() const {
   std::string out = "every worker is gone:";
   for (const InstanceInfo& instance : instances_) {
     std::string why = instance.failure;
+    // Not failed for good: an attempt exited 0 (the newest attempt may be a
+    // loser of the start race, which says nothing about the instance).
+    for (auto a = instance.attempts.rbegin();
+         why.empty() && a != instance.attempts.rend(); ++a) {
+      if (a->state == AttemptState::kSucceeded) why = a->detail;
+    }
     if (why.empty() && !instance.attempts.empty()) why = instance.attempts.back().detail;
     if (why.empty()) why = "never started";
     absl::StrAppend(&out, instance.index == 0 ? " " : "; ", "worker ", instance.index,

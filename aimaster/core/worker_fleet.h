@@ -112,6 +112,9 @@ struct InstanceInfo {
 struct SessionRelease {
   SessionId session = 0;
   std::string reason;
+  // False when the attempt left cleanly (exit 0): its started shards do not
+  // count as failed.
+  bool count_as_failure = true;
 };
 
 struct FleetOutcome {
@@ -175,6 +178,8 @@ class WorkerFleet {
   FleetOptions options_;
   std::vector<InstanceInfo> instances_;
   bool job_ended_ = false;
+  // Start() was called: before it, no instance is gone.
+  bool started_ = false;
 };
 
 }  // namespace elasticbatch::aimaster

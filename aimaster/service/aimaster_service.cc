@@ -86,19 +86,29 @@ void AimasterService::FillAcquire(const AcquireResult& result,
       response->set_end_reason(result.end_reason);
       break;
   }
+  for (const CommitResult& r : result.commit_results) {
+    ToProto(r, response->add_commit_results());
+  }
+  for (const LeaseRef& l : result.confirmed) ToProto(l, response->add_confirmed());
 }
 
 grpc::ServerUnaryReactor* AimasterService::AcquireShards(
     grpc::CallbackServerContext* ctx, const v1::AcquireShardsRequest* request,
     v1::AcquireShardsResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::vector<CommitRequest> commits;
+  commits.reserve(static_cast<size_t>(request->commits_size()));
+  for (const v1::ShardCompletion& c : request->commits()) {
+    commits.push_back({FromProto(c.lease()), c.records()});
+  }
   absl::StatusOr<AcquireResult> result = coordinator_->Acquire(
       request->session_id(), request->max_shards(), FromProto(request->published()),
-      FromProto(request->progress()));
+      FromProto(request->progress()), commits);
   if (!result.ok()) {
     reactor->Finish(ToGrpcStatus(result.status()));
     return reactor;
   }
+  durability_->RequestSync(result->durable_seq);
   FillAcquire(*result, response);
   const absl::Duration wait = std::min(FromProto(request->wait()), kMaxWait);
   if (result->outcome == AcquireOutcome::kWait && wait > absl::ZeroDuration()) {
@@ -107,11 +117,11 @@ grpc::ServerUnaryReactor* AimasterService::AcquireShards(
     deadline = std::min(deadline, client_deadline - kDeadlineMargin);
     if (deadline > absl::Now()) {
       absl::MutexLock lock(&mu_);
-      parked_.push_back({reactor, request, response, deadline, result->durable_seq});
+      parked_.push_back({reactor, request, response, deadline});
       return reactor;
     }
   }
-  FinishAfterDurable(reactor, result->durable_seq);
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
@@ -139,19 +149,18 @@ void AimasterService::RetryParked() {
     absl::StatusOr<AcquireResult> result =
         coordinator_->Acquire(p.request->session_id(), p.request->max_shards(), {}, {});
     if (!result.ok()) {
-      // The confirmations of the first try may still be syncing.
-      durability_->AfterDurable(p.durable_seq,
-                                [reactor = p.reactor, s = result.status()](absl::Status) {
-                                  reactor->Finish(ToGrpcStatus(s));
-                                });
+      p.reactor->Finish(ToGrpcStatus(result.status()));
       continue;
     }
     if (result->outcome == AcquireOutcome::kWait && p.deadline > now) {
       still_waiting.push_back(p);
       continue;
     }
+    // Keep what the first try decided on the call's commit requests.
+    auto decided = std::move(*p.response->mutable_commit_results());
     FillAcquire(*result, p.response);
-    FinishAfterDurable(p.reactor, std::max(p.durable_seq, result->durable_seq));
+    *p.response->mutable_commit_results() = std::move(decided);
+    p.reactor->Finish(grpc::Status::OK);
   }
   if (!still_waiting.empty()) {
     absl::MutexLock lock(&mu_);
@@ -165,7 +174,7 @@ void AimasterService::ReleaseAllParked() {
     absl::MutexLock lock(&mu_);
     all.swap(parked_);
   }
-  for (Parked& p : all) FinishAfterDurable(p.reactor, p.durable_seq);
+  for (Parked& p : all) p.reactor->Finish(grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* AimasterService::Heartbeat(grpc::CallbackServerContext* ctx,
@@ -189,7 +198,9 @@ grpc::ServerUnaryReactor* AimasterService::Heartbeat(grpc::CallbackServerContext
     out->set_reason(c.reason);
     out->set_job_finished(c.job_finished);
   }
-  FinishAfterDurable(reactor, result->durable_seq);
+  for (const LeaseRef& l : result->confirmed) ToProto(l, response->add_confirmed());
+  durability_->RequestSync(result->durable_seq);
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
@@ -208,23 +219,10 @@ grpc::ServerUnaryReactor* AimasterService::CommitShard(
     reactor->Finish(ToGrpcStatus(result.status()));
     return reactor;
   }
-  for (const CommitResult& r : result->results) {
-    v1::CommitResult* out = response->add_results();
-    ToProto(r.lease, out->mutable_lease());
-    switch (r.decision) {
-      case CommitDecision::kGranted:
-        out->set_decision(v1::CommitResult::GRANTED);
-        break;
-      case CommitDecision::kAlreadyCommitted:
-        out->set_decision(v1::CommitResult::ALREADY_COMMITTED);
-        break;
-      case CommitDecision::kLeaseLost:
-        out->set_decision(v1::CommitResult::LEASE_LOST);
-        break;
-    }
-    out->set_reason(r.reason);
-  }
-  FinishAfterDurable(reactor, result->durable_seq);
+  for (const CommitResult& r : result->results) ToProto(r, response->add_results());
+  for (const LeaseRef& l : result->confirmed) ToProto(l, response->add_confirmed());
+  durability_->RequestSync(result->durable_seq);
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 

@@ -52,7 +52,6 @@ class AimasterService final : public v1::AIMaster::CallbackService {
     const v1::AcquireShardsRequest* request;
     v1::AcquireShardsResponse* response;
     absl::Time deadline;
-    uint64_t durable_seq;
   };
   // Fills `response` from `result`; returns false for a WAIT worth parking.
   void FillAcquire(const AcquireResult& result,

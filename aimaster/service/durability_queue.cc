@@ -29,20 +29,27 @@ void DurabilityQueue::AfterDurable(uint64_t seq, std::function<void(absl::Status
   done(absl::OkStatus());
 }
 
+void DurabilityQueue::RequestSync(uint64_t seq) {
+  if (journal_ == nullptr || seq == 0) return;
+  absl::MutexLock lock(&mu_);
+  requested_ = std::max(requested_, seq);
+}
+
 void DurabilityQueue::Run() {
   bool failed = false;
   while (true) {
     std::vector<Waiter> batch;
+    uint64_t upto = 0;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !waiters_.empty() || stopping_;
+        return !waiters_.empty() || requested_ > durable_ || stopping_;
       };
       mu_.Await(absl::Condition(&ready));
-      if (waiters_.empty() && stopping_) return;
+      if (waiters_.empty() && requested_ <= durable_ && stopping_) return;
       batch.swap(waiters_);
+      upto = requested_;
     }
-    uint64_t upto = 0;
     for (const Waiter& w : batch) upto = std::max(upto, w.seq);
     absl::Status s = journal_->Sync(upto);
     if (!s.ok() && !failed) {

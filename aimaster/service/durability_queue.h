@@ -34,6 +34,8 @@ class DurabilityQueue {
   // when seq is 0 or already durable, else from the syncing thread. `done`
   // gets UNAVAILABLE when the journal failed.
   void AfterDurable(uint64_t seq, std::function<void(absl::Status)> done);
+  // Asks for records up to `seq` to be synced soon; returns at once.
+  void RequestSync(uint64_t seq);
 
  private:
   struct Waiter {
@@ -47,6 +49,7 @@ class DurabilityQueue {
   absl::Mutex mu_;
   std::vector<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   uint64_t durable_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t requested_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

@@ -64,6 +64,22 @@ inline void ToProto(const ShardDescriptor& d, const std::string& channel,
   out->set_unit(ToProto(d.unit));
 }
 
+inline void ToProto(const CommitResult& r, v1::CommitResult* out) {
+  ToProto(r.lease, out->mutable_lease());
+  switch (r.decision) {
+    case CommitDecision::kGranted:
+      out->set_decision(v1::CommitResult::GRANTED);
+      break;
+    case CommitDecision::kAlreadyCommitted:
+      out->set_decision(v1::CommitResult::ALREADY_COMMITTED);
+      break;
+    case CommitDecision::kLeaseLost:
+      out->set_decision(v1::CommitResult::LEASE_LOST);
+      break;
+  }
+  out->set_reason(r.reason);
+}
+
 }  // namespace elasticbatch::aimaster
 
 #endif  // ELASTICBATCH_AIMASTER_SERVICE_PROTO_CONVERSION_H_

@@ -53,6 +53,17 @@ bool ChaosWorker::Call(Rpc rpc, bool lease_may_be_gone) {
   return false;
 }
 
+void ChaosWorker::Acknowledge(
+    const google::protobuf::RepeatedPtrField<v1::LeaseRef>& confirmed) {
+  for (const v1::LeaseRef& l : confirmed) {
+    auto it = held_.find({l.shard_id(), l.attempt()});
+    if (it != held_.end() && it->second.published) {
+      held_.erase(it);
+      ++stats_.committed;
+    }
+  }
+}
+
 bool ChaosWorker::JobEndedOnDisk() {
   const bool succeeded = std::filesystem::exists(options_.output_dir + "/_SUCCESS");
   if (!succeeded && !std::filesystem::exists(options_.output_dir + "/_FAILED"))
@@ -120,6 +131,7 @@ void ChaosWorker::Heartbeat() {
     resp.Clear();
     return stub_->Heartbeat(ctx, req, &resp);
   });
+  Acknowledge(resp.confirmed());
   for (const v1::WorkerCommand& c : resp.commands()) {
     if (c.kind() == v1::WorkerCommand::CANCEL_SHARD) {
       held_.erase({c.lease().shard_id(), c.lease().attempt()});
@@ -198,7 +210,6 @@ bool ChaosWorker::Run() {
   while (!ended_ && absl::Now() < deadline_) {
     Heartbeat();
     if (ended_) break;
-    std::vector<std::pair<uint64_t, uint32_t>> confirming;
     v1::AcquireShardsResponse resp;
     const uint32_t batch = 1 + static_cast<uint32_t>(rng_() % options_.max_batch);
     bool ok = Call([&](grpc::ClientContext* ctx) {
@@ -206,21 +217,17 @@ bool ChaosWorker::Run() {
       req.set_session_id(session_);
       req.set_max_shards(batch);
       req.mutable_wait()->set_nanos(200'000'000);
-      confirming.clear();
       for (const auto& [key, held] : held_) {
         if (!held.published) continue;
         v1::LeaseRef* l = req.add_published();
         l->set_shard_id(key.first);
         l->set_attempt(key.second);
-        confirming.push_back(key);
       }
       resp.Clear();
       return stub_->AcquireShards(ctx, req, &resp);
     });
     if (!ok) return ended_;
-    for (const auto& key : confirming) {
-      if (held_.erase(key) > 0) ++stats_.committed;
-    }
+    Acknowledge(resp.confirmed());
     if (resp.outcome() == v1::AcquireShardsResponse::END) {
       ended_ = true;
       job_succeeded_ = resp.job_succeeded();

@@ -41,7 +41,7 @@ struct ChaosOptions {
 };
 
 struct ChaosStats {
-  uint64_t committed = 0;  // grants this worker confirmed
+  uint64_t committed = 0;  // confirmations the master acknowledged
   uint64_t failed = 0;
   uint64_t abandoned = 0;
   uint64_t lost = 0;  // ALREADY_COMMITTED / LEASE_LOST answers
@@ -69,6 +69,8 @@ class ChaosWorker {
   bool Register();
   // True (and the job marked ended) when _SUCCESS or _FAILED is in the output.
   bool JobEndedOnDisk();
+  // Forgets published leases whose confirmation the master made durable.
+  void Acknowledge(const google::protobuf::RepeatedPtrField<v1::LeaseRef>& confirmed);
   void Heartbeat();
   bool ProcessShard(const v1::Shard& shard);
   std::string Key(uint64_t id, uint32_t attempt) const;

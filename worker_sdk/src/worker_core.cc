@@ -102,20 +102,25 @@ void WorkerCore::Stop() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
-  // Send outstanding confirmations once, briefly: the master needs them to
-  // count the shards as committed.
-  v1::HeartbeatRequest req;
-  std::vector<LeaseKey> keys;
-  {
-    absl::MutexLock lock(&mu_);
-    if (published_.empty() || session_ == 0) return;
-    req.set_session_id(session_);
-    keys = TakeConfirmations(req.mutable_published());
+  // Send outstanding confirmations until acknowledged, briefly: the master
+  // needs them to count the shards as committed (a lost one only costs a
+  // redo of its shard).
+  const absl::Time give_up = absl::Now() + absl::Seconds(2);
+  while (absl::Now() < give_up) {
+    v1::HeartbeatRequest req;
+    {
+      absl::MutexLock lock(&mu_);
+      if (published_.empty() || session_ == 0) return;
+      req.set_session_id(session_);
+      TakeConfirmations(req.mutable_published());
+    }
+    v1::HeartbeatResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(give_up));
+    if (!stub_->Heartbeat(&ctx, req, &resp).ok()) return;
+    Acknowledge(resp.confirmed());
+    absl::SleepFor(absl::Milliseconds(5));
   }
-  v1::HeartbeatResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  if (stub_->Heartbeat(&ctx, req, &resp).ok()) Confirmed(keys);
 }
 
 bool WorkerCore::SleepUnlessStopped(absl::Duration d) {
@@ -259,19 +264,20 @@ void WorkerCore::FillProgress(
   }
 }
 
-std::vector<LeaseKey> WorkerCore::TakeConfirmations(
+void WorkerCore::TakeConfirmations(
     google::protobuf::RepeatedPtrField<v1::LeaseRef>* out) {
-  std::vector<LeaseKey> keys;
-  for (const auto& [key, published] : published_) {
+  const absl::Time now = absl::Now();
+  for (auto& [key, published] : published_) {
     SetLease(key, out->Add());
-    keys.push_back(key);
+    published.second = now;
   }
-  return keys;
 }
 
-void WorkerCore::Confirmed(const std::vector<LeaseKey>& keys) {
+void WorkerCore::Acknowledge(
+    const google::protobuf::RepeatedPtrField<v1::LeaseRef>& confirmed) {
+  if (confirmed.empty()) return;
   absl::MutexLock lock(&mu_);
-  for (const LeaseKey& key : keys) published_.erase(key);
+  for (const v1::LeaseRef& l : confirmed) published_.erase({l.shard_id(), l.attempt()});
 }
 
 void WorkerCore::DropLocked(const LeaseKey& key, bool cancelled) {
@@ -370,7 +376,6 @@ void WorkerCore::Run() {
 
 bool WorkerCore::AcquireOnce(uint32_t max_shards) {
   v1::AcquireShardsResponse resp;
-  std::vector<LeaseKey> keys;
   bool user_waiting;
   {
     absl::MutexLock lock(&mu_);
@@ -390,7 +395,7 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
     {
       absl::MutexLock lock(&mu_);
       FillProgress(req.mutable_progress());
-      keys = TakeConfirmations(req.mutable_published());
+      TakeConfirmations(req.mutable_published());
     }
     resp.Clear();
     return stub_->AcquireShards(ctx, req, &resp);
@@ -400,7 +405,7 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
     if (!ended_ && !stopping_) FatalLocked(ToAbsl(s));
     return false;
   }
-  Confirmed(keys);
+  Acknowledge(resp.confirmed());
   if (resp.outcome() == v1::AcquireShardsResponse::END) {
     MarkEnded(resp.job_succeeded(), resp.end_reason());
     return true;
@@ -428,14 +433,13 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
 
 void WorkerCore::HeartbeatOnce() {
   v1::HeartbeatResponse resp;
-  std::vector<LeaseKey> keys;
   grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
     v1::HeartbeatRequest req;
     req.set_session_id(session);
     {
       absl::MutexLock lock(&mu_);
       FillProgress(req.mutable_progress());
-      keys = TakeConfirmations(req.mutable_published());
+      TakeConfirmations(req.mutable_published());
     }
     resp.Clear();
     return stub_->Heartbeat(ctx, req, &resp);
@@ -448,7 +452,7 @@ void WorkerCore::HeartbeatOnce() {
       return;
     }
   }
-  Confirmed(keys);
+  Acknowledge(resp.confirmed());
   HandleCommands(resp);
 }
 
@@ -493,7 +497,6 @@ absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
         absl::StrCat("the lease of shard ", key.first, " was lost; output discarded"));
   }
   v1::CommitShardResponse resp;
-  std::vector<LeaseKey> keys;
   grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
     v1::CommitShardRequest req;
     req.set_session_id(session);
@@ -502,7 +505,7 @@ absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
     c->set_records(state->records.load());
     {
       absl::MutexLock lock(&mu_);
-      keys = TakeConfirmations(req.mutable_published());
+      TakeConfirmations(req.mutable_published());
     }
     resp.Clear();
     return stub_->CommitShard(ctx, req, &resp);
@@ -511,7 +514,7 @@ absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
     if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) MarkFatal(ToAbsl(s));
     return ToAbsl(s);
   }
-  Confirmed(keys);
+  Acknowledge(resp.confirmed());
   if (resp.results_size() != 1) return absl::InternalError("malformed commit answer");
   const v1::CommitResult& result = resp.results(0);
   if (result.decision() != v1::CommitResult::GRANTED) {

@@ -99,10 +99,12 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // Progress entries for every live lease and the confirmations to send.
   void FillProgress(google::protobuf::RepeatedPtrField<v1::ShardProgress>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::vector<LeaseKey> TakeConfirmations(
-      google::protobuf::RepeatedPtrField<v1::LeaseRef>* out)
+  // Adds every unacknowledged confirmation to `out`.
+  void TakeConfirmations(google::protobuf::RepeatedPtrField<v1::LeaseRef>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Confirmed(const std::vector<LeaseKey>& keys) ABSL_LOCKS_EXCLUDED(mu_);
+  // The master made these confirmations durable: stop sending them.
+  void Acknowledge(const google::protobuf::RepeatedPtrField<v1::LeaseRef>& confirmed)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void DropLocked(const LeaseKey& key, bool cancelled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string ResolveInput(const std::string& source) const;
 
@@ -124,7 +126,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   uint64_t session_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<std::shared_ptr<ShardState>> queue_ ABSL_GUARDED_BY(mu_);
   std::map<LeaseKey, std::shared_ptr<ShardState>> held_ ABSL_GUARDED_BY(mu_);
-  // Published under a grant, awaiting confirmation: key -> (records, since).
+  // Published under a grant, awaiting acknowledgement: key -> (records, last sent).
   std::map<LeaseKey, std::pair<uint64_t, absl::Time>> published_ ABSL_GUARDED_BY(mu_);
   int waiters_ ABSL_GUARDED_BY(mu_) = 0;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;

@@ -278,6 +278,8 @@ TEST_F(JobCoordinatorTest, ConfirmationsAreJournalledBeforeTheyAreAcknowledged) 
   absl::StatusOr<HeartbeatResult> hb = coordinator_->Heartbeat(w, {}, {Ref(g)});
   ASSERT_TRUE(hb.ok());
   EXPECT_GT(hb->durable_seq, 0u);
+  // Not on disk yet: not acknowledged yet.
+  EXPECT_THAT(hb->confirmed, IsEmpty());
   ASSERT_TRUE(journal_->Sync(hb->durable_seq).ok());
   auto commits = OnDisk().first;
   ASSERT_EQ(commits.size(), 1u);
@@ -288,6 +290,10 @@ TEST_F(JobCoordinatorTest, ConfirmationsAreJournalledBeforeTheyAreAcknowledged) 
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->durable_seq, 0u);
   EXPECT_EQ(coordinator_->Progress().committed_shards, 1u);
+  // Durable now: acknowledged (once).
+  EXPECT_THAT(again->confirmed, ElementsAre(Ref(g)));
+  absl::StatusOr<HeartbeatResult> later = coordinator_->Heartbeat(w, {}, {});
+  EXPECT_THAT(later->confirmed, IsEmpty());
 }
 
 TEST_F(JobCoordinatorTest, HeartbeatConfirmingALeaseItAlsoReportsDoesNotCancelIt) {

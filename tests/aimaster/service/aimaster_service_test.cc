@@ -3,6 +3,7 @@
 #include <grpcpp/client_context.h>
 
 #include <future>
+#include <set>
 
 #include "elasticbatch/v1/admin.grpc.pb.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
@@ -141,7 +142,20 @@ TEST_F(AimasterServiceTest, ShardsCarryTheirRangeAndTheJobEndsAfterConfirmation)
   ASSERT_TRUE(Acquire(session, 1, &end, published).ok());
   EXPECT_EQ(end.outcome(), v1::AcquireShardsResponse::END);
   EXPECT_TRUE(end.job_succeeded());
-  // Confirmations were durable before the answer.
+  // The confirmations are acknowledged once durable: keep sending them until then.
+  std::set<uint64_t> acknowledged;
+  for (const v1::LeaseRef& l : end.confirmed()) acknowledged.insert(l.shard_id());
+  for (int tries = 0; acknowledged.size() < 4 && tries < 1000; ++tries) {
+    v1::HeartbeatRequest hb;
+    hb.set_session_id(session);
+    for (auto& p : published) *hb.add_published() = p;
+    v1::HeartbeatResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Heartbeat(&ctx, hb, &resp).ok());
+    for (const v1::LeaseRef& l : resp.confirmed()) acknowledged.insert(l.shard_id());
+    if (acknowledged.size() < 4) absl::SleepFor(absl::Milliseconds(2));
+  }
+  EXPECT_EQ(acknowledged.size(), 4u);
   for (int c : master_.CommitsPerShard()) EXPECT_EQ(c, 1);
 }
 
