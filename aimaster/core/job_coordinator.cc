@@ -289,6 +289,17 @@ absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
     return result;
   }
   std::vector<LeasedShard> leased = table_.Acquire(session, max_shards, now);
+  if (leased.empty() && table_.LeaseCount(session) == 0) {
+    // Idle with nothing left to hand out: take a shard another worker has
+    // prefetched but will not start for a while (no work is lost).
+    if (std::optional<absl::Duration> median = table_.MedianShardTime()) {
+      if (std::optional<uint64_t> id = table_.PickStealable(session, *median, now)) {
+        RevokedLease revoked;
+        leased.push_back(table_.Steal(*id, session, now, &revoked));
+        QueueRevocations({revoked});
+      }
+    }
+  }
   if (leased.empty() && options_.speculation && table_.LeaseCount(session) == 0) {
     if (std::optional<uint64_t> straggler =
             table_.PickStraggler(session, options_.speculation_multiplier, now)) {
@@ -434,6 +445,7 @@ void JobCoordinator::EndLocked(JobState state, const std::string& reason,
                                absl::Time now) {
   state_ = state;
   end_reason_ = reason;
+  ended_at_ = now;
   ++work_epoch_;
   if (fleet_) {
     std::vector<FleetDecision> stops = fleet_->OnJobEnded(now);
@@ -526,7 +538,7 @@ JobProgress JobCoordinator::Progress() const {
   p.pending_shards = table_.pending();
   p.speculative_leases = table_.speculative_leases();
   p.committed_records = committed_records_;
-  p.elapsed = now - started_at_;
+  p.elapsed = ended_at_.value_or(now) - started_at_;
   if (rate_samples_.size() >= 2) {
     const RateSample& a = rate_samples_.front();
     const RateSample& b = rate_samples_.back();

@@ -320,6 +320,7 @@ class JobCoordinator {
   uint64_t next_session_ ABSL_GUARDED_BY(mu_);
   JobState state_ ABSL_GUARDED_BY(mu_) = JobState::kRunning;
   std::string end_reason_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Time> ended_at_ ABSL_GUARDED_BY(mu_);
   uint64_t committed_records_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t work_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   // (time, committed shards, committed records) samples for job-level rates.

@@ -499,6 +499,56 @@ std::optional<uint64_t> ShardTable::PickStraggler(SessionId for_session,
   return best;
 }
 
+std::optional<uint64_t> ShardTable::PickStealable(SessionId for_session,
+                                                  absl::Duration min_wait,
+                                                  absl::Time now) const {
+  const std::optional<absl::Duration> median = MedianShardTime();
+  if (!median) return std::nullopt;
+  // How long each session is still busy with the shards it has started.
+  absl::flat_hash_map<SessionId, absl::Duration> busy_for;
+  for (const auto& [id, shard] : active_) {
+    for (const Lease& l : shard.leases) {
+      if (!l.started_at || l.commit_granted) continue;
+      const absl::Duration elapsed = now - *l.started_at;
+      const uint64_t units = shards_->ShardUnits(id);
+      absl::Duration total = std::max(elapsed * 2, *median);
+      if (l.units_done > 0 && units > 0) {
+        total = elapsed / std::min(1.0, static_cast<double>(l.units_done) / units);
+      }
+      absl::Duration& b = busy_for[l.session];
+      b = std::max(b, total - elapsed);
+    }
+  }
+  std::optional<uint64_t> best;
+  absl::Duration best_wait = min_wait;
+  for (const auto& [id, shard] : active_) {
+    if (shard.leases.size() != 1) continue;
+    const Lease& l = shard.leases[0];
+    if (l.session == for_session || l.started_at || l.commit_granted) continue;
+    auto it = busy_for.find(l.session);
+    if (it == busy_for.end()) continue;  // its holder is idle: it will start it now
+    if (it->second > best_wait || (it->second == best_wait && best && id < *best)) {
+      best_wait = it->second;
+      best = id;
+    }
+  }
+  return best;
+}
+
+LeasedShard ShardTable::Steal(uint64_t shard_id, SessionId session, absl::Time now,
+                              RevokedLease* revoked) {
+  ActiveShard& shard = active_.at(shard_id);
+  const Lease old = shard.leases[0];
+  *revoked = {old.session,
+              {shard_id, old.attempt},
+              absl::StrCat("shard ", shard_id,
+                           " was handed to an idle worker before it started here")};
+  DropLease(shard_id, shard, 0, revoked->reason);
+  // DropLease queued the shard; take it straight back for `session`.
+  shard.queued = false;
+  return LeaseLocked(shard_id, shard, session, now, false);
+}
+
 LeasedShard ShardTable::LeaseDuplicate(uint64_t shard_id, SessionId session,
                                        absl::Time now) {
   return LeaseLocked(shard_id, active_.at(shard_id), session, now, true);

@@ -135,6 +135,16 @@ class ShardTable {
   // Leases an in-flight shard a second time (speculative duplicate).
   LeasedShard LeaseDuplicate(uint64_t shard_id, SessionId session, absl::Time now);
 
+  // A shard prefetched by another session that has not started it and would
+  // not start it for longer than `min_wait` (it is busy with others): handing
+  // it to an idle session loses no work.
+  std::optional<uint64_t> PickStealable(SessionId for_session, absl::Duration min_wait,
+                                        absl::Time now) const;
+  // Moves that unstarted lease to `session` under a new attempt; the old
+  // holder's lease is revoked (it must be told to drop the shard).
+  LeasedShard Steal(uint64_t shard_id, SessionId session, absl::Time now,
+                    RevokedLease* revoked);
+
   // OK when `lease` is current and held by `session`; FAILED_PRECONDITION
   // saying why not otherwise.
   absl::Status CheckLease(SessionId session, LeaseRef lease) const;

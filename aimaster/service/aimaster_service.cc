@@ -101,6 +101,9 @@ grpc::ServerUnaryReactor* AimasterService::AcquireShards(
   for (const v1::ShardCompletion& c : request->commits()) {
     commits.push_back({FromProto(c.lease()), c.records()});
   }
+  // Read before asking: work that appears after this read wakes the call even
+  // if it appears before the call is parked.
+  const uint64_t epoch = coordinator_->work_epoch();
   absl::StatusOr<AcquireResult> result = coordinator_->Acquire(
       request->session_id(), request->max_shards(), FromProto(request->published()),
       FromProto(request->progress()), commits);
@@ -117,7 +120,7 @@ grpc::ServerUnaryReactor* AimasterService::AcquireShards(
     deadline = std::min(deadline, client_deadline - kDeadlineMargin);
     if (deadline > absl::Now()) {
       absl::MutexLock lock(&mu_);
-      parked_.push_back({reactor, request, response, deadline});
+      parked_.push_back({reactor, request, response, deadline, epoch});
       return reactor;
     }
   }
@@ -131,11 +134,8 @@ void AimasterService::RetryParked() {
   std::list<Parked> due;
   {
     absl::MutexLock lock(&mu_);
-    if (parked_.empty()) return;
-    const bool moved = epoch != parked_epoch_;
-    parked_epoch_ = epoch;
     for (auto it = parked_.begin(); it != parked_.end();) {
-      if (moved || it->deadline <= now) {
+      if (it->epoch != epoch || it->deadline <= now) {
         auto next = std::next(it);
         due.splice(due.end(), parked_, it);
         it = next;
@@ -153,6 +153,7 @@ void AimasterService::RetryParked() {
       continue;
     }
     if (result->outcome == AcquireOutcome::kWait && p.deadline > now) {
+      p.epoch = epoch;
       still_waiting.push_back(p);
       continue;
     }

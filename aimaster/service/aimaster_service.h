@@ -52,6 +52,8 @@ class AimasterService final : public v1::AIMaster::CallbackService {
     const v1::AcquireShardsRequest* request;
     v1::AcquireShardsResponse* response;
     absl::Time deadline;
+    // The coordinator's work epoch when it last answered WAIT.
+    uint64_t epoch;
   };
   // Fills `response` from `result`; returns false for a WAIT worth parking.
   void FillAcquire(const AcquireResult& result,
@@ -62,7 +64,6 @@ class AimasterService final : public v1::AIMaster::CallbackService {
   DurabilityQueue* const durability_;
   absl::Mutex mu_;
   std::list<Parked> parked_ ABSL_GUARDED_BY(mu_);
-  uint64_t parked_epoch_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace elasticbatch::aimaster

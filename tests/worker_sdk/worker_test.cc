@@ -182,39 +182,29 @@ TEST(WorkerTest, PrefetchedAndSlowShardsKeepTheirLeasesThroughHeartbeats) {
   const MasterFixture::Files files = SampleFiles(200);
   CoordinatorOptions options = FastOptions();
   options.lease_timeout = absl::Milliseconds(600);  // the slow shard takes 3 timeouts
-  options.speculation = false;
   MasterFixture master(files, 1500, options);
-  auto slow = Worker::Create([&] {
+  auto worker = Worker::Create([&] {
     WorkerOptions o =
         Options(master.target(), 0, master.input_dir(), master.output_dir());
     o.prefetch = 2;
     return o;
   }());
-  ASSERT_TRUE(slow.ok()) << slow.status();
-  std::atomic<bool> slow_started{false};
-  std::atomic<uint64_t> slow_shard{0};
-  std::thread slow_thread([&] {
-    bool first = true;
-    RunWorker(**slow, [&](const Shard& shard, uint64_t) {
-      if (first) {
-        first = false;
-        slow_shard = shard.id();
-        slow_started = true;
-        absl::SleepFor(absl::Milliseconds(1800));
-      }
-      return true;
-    });
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  // The first shard takes three lease timeouts; meanwhile two more sit
+  // prefetched and unstarted. Only heartbeats keep all three leases alive.
+  bool first = true;
+  uint64_t leased_while_slow = 0;
+  RunStats stats = RunWorker(**worker, [&](const Shard&, uint64_t) {
+    if (first) {
+      first = false;
+      absl::SleepFor(absl::Milliseconds(1800));
+      leased_while_slow = master.coordinator().Progress().leased_shards;
+    }
+    return true;
   });
-  while (!slow_started) absl::SleepFor(absl::Milliseconds(5));
-  auto fast = Worker::Create(
-      Options(master.target(), 1, master.input_dir(), master.output_dir()));
-  ASSERT_TRUE(fast.ok());
-  RunStats fast_stats = RunWorker(**fast);
-  slow_thread.join();
-  EXPECT_TRUE(fast_stats.ended) << fast_stats.error;
-  EXPECT_GT(fast_stats.committed, 0);
-  // No lease expired: every shard was committed by its first attempt, the
-  // slow one included, although it took three lease timeouts.
+  EXPECT_TRUE(stats.ended) << stats.error;
+  EXPECT_EQ(leased_while_slow, 3u) << "the prefetched shards must still be held";
+  // No lease expired: every shard was committed by its first attempt.
   ASSERT_TRUE(master.Finish().ok());
   int lines = 0;
   for (absl::string_view line :
@@ -222,11 +212,9 @@ TEST(WorkerTest, PrefetchedAndSlowShardsKeepTheirLeasesThroughHeartbeats) {
                       '\n', absl::SkipEmpty())) {
     ++lines;
     EXPECT_THAT(std::string(line), HasSubstr("\"attempt\":1,")) << line;
-    if (absl::StrContains(line, absl::StrCat("\"shard\":", slow_shard.load(), ","))) {
-      EXPECT_THAT(std::string(line), HasSubstr("\"worker\":0")) << line;
-    }
   }
   EXPECT_EQ(lines, static_cast<int>(master.shards().shard_count()));
+  EXPECT_GT(master.shards().shard_count(), 3u);
   EXPECT_EQ(OutputLines(master.output_dir()), AllLines(files));
 }
 

@@ -1311,3 +1311,74 @@ TEST_F(ShardTableTest, RandomizedOperationsKeepEveryInvariant) {
 
 }  // namespace
 }  // namespace elasticbatch::aimaster
+
+namespace elasticbatch::aimaster {
+namespace {
+
+class StealTest : public ::testing::Test {
+ protected:
+  StealTest()
+      : shards_(*ShardEnumerator::ForRecords(100 * 10, 100)),
+        table_(&shards_, ShardTableOptions{3}) {}
+  LeaseRef Ref(const LeasedShard& l) { return {l.shard.id, l.attempt}; }
+  // Commits a few quick shards so the median shard time is `d`.
+  void SetMedian(SessionId s, absl::Duration d) {
+    for (int i = 0; i < 3; ++i) {
+      LeasedShard l = table_.Acquire(s, 1, clock_.Now())[0];
+      ASSERT_TRUE(table_.RecordProgress(s, Ref(l), 1, 1, clock_.Now()).ok());
+      clock_.Advance(d);
+      ASSERT_EQ(table_.RequestCommit(s, Ref(l), 1, clock_.Now()).decision,
+                CommitDecision::kGranted);
+      ASSERT_TRUE(table_.ConfirmPublished(s, Ref(l), clock_.Now()).ok());
+    }
+  }
+  FakeClock clock_;
+  ShardEnumerator shards_;
+  ShardTable table_;
+};
+
+TEST_F(StealTest, AnIdleSessionTakesAnUnstartedShardFromABusyOne) {
+  SetMedian(1, absl::Seconds(1));
+  // Session 2 runs a slow shard (1% done after 10s) and has one prefetched.
+  std::vector<LeasedShard> held = table_.Acquire(2, 2, clock_.Now());
+  ASSERT_EQ(held.size(), 2u);
+  ASSERT_TRUE(table_.RecordProgress(2, Ref(held[0]), 1, 1, clock_.Now()).ok());
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(table_.RecordProgress(2, Ref(held[0]), 1, 1, clock_.Now()).ok());
+  ASSERT_TRUE(table_.Renew(2, Ref(held[1]), clock_.Now()).ok());
+
+  std::optional<uint64_t> id = table_.PickStealable(3, absl::Seconds(1), clock_.Now());
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(*id, held[1].shard.id);  // the unstarted one, never the running one
+  RevokedLease revoked;
+  LeasedShard stolen = table_.Steal(*id, 3, clock_.Now(), &revoked);
+  EXPECT_EQ(stolen.shard.id, held[1].shard.id);
+  EXPECT_EQ(stolen.attempt, held[1].attempt + 1);
+  EXPECT_FALSE(stolen.speculative);
+  EXPECT_EQ(revoked.session, 2u);
+  EXPECT_EQ(revoked.lease, Ref(held[1]));
+  // The old holder is fenced off with the reason; the new one holds it alone.
+  EXPECT_THAT(std::string(table_.CheckLease(2, Ref(held[1])).message()),
+              ::testing::HasSubstr("handed to an idle worker"));
+  EXPECT_TRUE(table_.CheckLease(3, Ref(stolen)).ok());
+  EXPECT_EQ(table_.leased_shards(), 2u);
+  EXPECT_EQ(table_.committed() + table_.leased_shards() + table_.pending(),
+            table_.total());
+}
+
+TEST_F(StealTest, NothingIsStolenFromAnIdleHolderOrSoonFreeOne) {
+  SetMedian(1, absl::Seconds(1));
+  // Held but nothing started: its holder will start it at once.
+  std::vector<LeasedShard> held = table_.Acquire(2, 2, clock_.Now());
+  EXPECT_FALSE(table_.PickStealable(3, absl::Seconds(1), clock_.Now()).has_value());
+  // Started and nearly done (90%): the prefetched one starts soon.
+  ASSERT_TRUE(table_.RecordProgress(2, Ref(held[0]), 90, 90, clock_.Now()).ok());
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(table_.RecordProgress(2, Ref(held[0]), 90, 90, clock_.Now()).ok());
+  EXPECT_FALSE(table_.PickStealable(3, absl::Seconds(1), clock_.Now()).has_value());
+  // Never from oneself.
+  EXPECT_FALSE(table_.PickStealable(2, absl::Seconds(0), clock_.Now()).has_value());
+}
+
+}  // namespace
+}  // namespace elasticbatch::aimaster
