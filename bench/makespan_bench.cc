@@ -331,6 +331,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Workers run in the job's usercode directory: the binaries need a full path.
+  p.bin = std::filesystem::absolute(p.bin).string();
   const absl::Time bench_start = absl::Now();
   if (p.kill_after_seconds == 0) p.kill_after_seconds = WorkSeconds(p) / 10;
 

@@ -3,7 +3,7 @@
 # $1: the directory holding the binaries. Each program prints a table and, as
 # its last line, one JSON line with all its figures.
 set -euo pipefail
-BIN="$1"
+BIN="$(cd "$1" && pwd)"
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 section "core: coordinator cost per shard at 1k/1M/10M pending shards (Google Benchmark)"

@@ -5,6 +5,12 @@
 #include "absl/strings/str_cat.h"
 
 namespace elasticbatch::aimaster {
+namespace {
+
+// How long requested syncs gather before one fsync covers them all.
+constexpr absl::Duration kGatherWindow = absl::Milliseconds(2);
+
+}  // namespace
 
 DurabilityQueue::DurabilityQueue(Journal* journal,
                                  std::function<void(const absl::Status&)> on_failure)
@@ -47,6 +53,15 @@ void DurabilityQueue::Run() {
       };
       mu_.Await(absl::Condition(&ready));
       if (waiters_.empty() && requested_ <= durable_ && stopping_) return;
+      // Nobody blocks on a requested sync (its acknowledgement rides on a later
+      // answer), so gather a little more before paying for an fsync; a waiter
+      // (registration, failure) cuts the window short.
+      if (waiters_.empty() && !stopping_) {
+        auto waiter = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return !waiters_.empty() || stopping_;
+        };
+        mu_.AwaitWithTimeout(absl::Condition(&waiter), kGatherWindow);
+      }
       batch.swap(waiters_);
       upto = requested_;
     }

@@ -529,18 +529,7 @@ absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
     // master no longer knows the grant (it restarted and another attempt
     // committed, or the job is over and its staging dir is gone), this
     // attempt simply lost.
-    v1::FailShardResponse fail_resp;
-    grpc::Status f = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
-      v1::FailShardRequest req;
-      req.set_session_id(session);
-      SetLease(key, req.mutable_lease());
-      req.set_error(published.ToString());
-      return stub_->FailShard(ctx, req, &fail_resp);
-    });
-    {
-      absl::MutexLock lock(&mu_);
-      DropLocked(key, /*cancelled=*/true);
-    }
+    grpc::Status f = ReportFailure(key, published, /*cancelled=*/true);
     if (f.error_code() == grpc::StatusCode::FAILED_PRECONDITION || ended()) {
       return absl::AbortedError(absl::StrCat("shard ", key.first, " attempt ", key.second,
                                              " lost its grant: ", f.error_message()));
@@ -554,9 +543,8 @@ absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
   return absl::OkStatus();
 }
 
-absl::Status WorkerCore::Fail(const std::shared_ptr<ShardState>& state,
-                              const absl::Status& error) {
-  const LeaseKey key = state->key();
+grpc::Status WorkerCore::ReportFailure(const LeaseKey& key, const absl::Status& error,
+                                       bool cancelled) {
   v1::FailShardResponse resp;
   grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
     v1::FailShardRequest req;
@@ -565,10 +553,14 @@ absl::Status WorkerCore::Fail(const std::shared_ptr<ShardState>& state,
     req.set_error(error.ToString());
     return stub_->FailShard(ctx, req, &resp);
   });
-  {
-    absl::MutexLock lock(&mu_);
-    DropLocked(key, false);
-  }
+  absl::MutexLock lock(&mu_);
+  DropLocked(key, cancelled);
+  return s;
+}
+
+absl::Status WorkerCore::Fail(const std::shared_ptr<ShardState>& state,
+                              const absl::Status& error) {
+  grpc::Status s = ReportFailure(state->key(), error, /*cancelled=*/false);
   // FAILED_PRECONDITION: the lease was gone already; the shard is requeued anyway.
   if (s.ok() || s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
     return absl::OkStatus();

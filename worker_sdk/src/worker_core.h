@@ -92,6 +92,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   bool AcquireOnce(uint32_t max_shards);
   void HeartbeatOnce();
   void HandleCommands(const v1::HeartbeatResponse& response);
+  // Tells the master the attempt failed with `error` and drops the lease here.
+  grpc::Status ReportFailure(const LeaseKey& key, const absl::Status& error,
+                             bool cancelled);
   void MarkEnded(bool succeeded, const std::string& reason);
   void MarkFatal(const absl::Status& status);
   void FatalLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

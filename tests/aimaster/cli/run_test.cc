@@ -90,6 +90,22 @@ class RunTest : public ::testing::Test {
   }
 
   // Reads <job>/summary.json, when the run got far enough to write it.
+  // Starts `aimaster run` without waiting; `marker` ("NAME=VALUE") tags every
+  // process of the job through its environment.
+  absl::StatusOr<std::unique_ptr<testing::Subprocess>> StartInBackground(
+      const std::string& marker, std::vector<std::string> flags,
+      const std::string& command) {
+    std::vector<std::string> argv = {kAimaster, "run",          "--job-dir", job(),
+                                     "--input", "data=" + in(), "--output",  "out"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.push_back("--");
+    argv.push_back(command);
+    testing::SubprocessOptions o;
+    o.env = {marker};
+    o.unset_env = {"ELASTICBATCH_CONFIG", "ElASTICBATCH_CONFIG"};
+    return testing::Subprocess::Start(argv, o);
+  }
+
   void ParseSummary() {
     summary_.Clear();
     const std::string json = testing::ReadFileOrEmpty(job() + "/summary.json");
@@ -345,15 +361,7 @@ TEST_F(RunTest, NoWorkerOutlivesAKilledMaster) {
   const std::string marker = absl::StrCat("EB_ORPHAN_TEST=", std::random_device{}());
   // Workers start a background grandchild and a shard command that hangs.
   const std::string cmd = Script("sleep 1000 &", "sleep 1000; cat");
-  auto p = testing::Subprocess::Start(
-      {kAimaster, "run", "--job-dir", job(), "--input", "data=" + in(), "--output", "out",
-       "--workers=2", "--", cmd},
-      [&] {
-        testing::SubprocessOptions o;
-        o.env = {marker};
-        o.unset_env = {"ELASTICBATCH_CONFIG", "ElASTICBATCH_CONFIG"};
-        return o;
-      }());
+  auto p = StartInBackground(marker, {"--workers=2"}, cmd);
   ASSERT_TRUE(p.ok());
   // Wait until both workers are busy: supervisor, shell, worker, grandchild, shard
   // command.
@@ -374,15 +382,8 @@ TEST_F(RunTest, NoWorkerOutlivesAKilledMaster) {
 
 TEST_F(RunTest, AnInterruptedRunStopsItsWorkersAndSaysSo) {
   const std::string marker = absl::StrCat("EB_INTERRUPT_TEST=", std::random_device{}());
-  auto p = testing::Subprocess::Start(
-      {kAimaster, "run", "--job-dir", job(), "--input", "data=" + in(), "--output", "out",
-       "--workers=2", "--stop-grace=2s", "--", Script("", "sleep 1000; cat")},
-      [&] {
-        testing::SubprocessOptions o;
-        o.env = {marker};
-        o.unset_env = {"ELASTICBATCH_CONFIG", "ElASTICBATCH_CONFIG"};
-        return o;
-      }());
+  auto p = StartInBackground(marker, {"--workers=2", "--stop-grace=2s"},
+                             Script("", "sleep 1000; cat"));
   ASSERT_TRUE(p.ok());
   absl::Time give_up = absl::Now() + absl::Seconds(60);
   while (ProcessesWith(marker).size() < 7 && absl::Now() < give_up) {
