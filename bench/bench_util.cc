@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -45,24 +46,45 @@ double CpuSeconds(pid_t pid) {
 }
 
 void Report::Print() const {
-  std::vector<size_t> widths;
-  for (const auto& row : rows_) {
-    widths.resize(std::max(widths.size(), row.size()), 0);
-    for (size_t i = 0; i < row.size(); ++i)
-      widths[i] = std::max(widths[i], row[i].size());
-  }
-  for (size_t r = 0; r < rows_.size(); ++r) {
-    std::string line;
-    for (size_t i = 0; i < rows_[r].size(); ++i) {
-      absl::StrAppend(&line, i == 0 ? "" : "  ",
-                      absl::StrFormat(i == 0 ? "%-*s" : "%*s", widths[i], rows_[r][i]));
+  // An empty row ends a table: each table has its own column widths and a
+  // rule under its first (header) row.
+  size_t block_start = 0;
+  while (block_start < rows_.size()) {
+    size_t block_end = block_start;
+    while (block_end < rows_.size() && !rows_[block_end].empty()) ++block_end;
+    std::vector<size_t> widths;
+    for (size_t r = block_start; r < block_end; ++r) {
+      widths.resize(std::max(widths.size(), rows_[r].size()), 0);
+      for (size_t i = 0; i < rows_[r].size(); ++i)
+        widths[i] = std::max(widths[i], rows_[r][i].size());
     }
-    std::cout << line << "\n";
-    if (r == 0) {
-      size_t total = 0;
-      for (size_t w : widths) total += w + 2;
-      std::cout << std::string(total - 2, '-') << "\n";
+    // Figures are right-aligned; a column of words (every cell below the
+    // header starts with a letter) is left-aligned, as is the first.
+    std::vector<bool> left(widths.size(), true);
+    for (size_t r = block_start + 1; r < block_end; ++r) {
+      for (size_t i = 1; i < rows_[r].size(); ++i) {
+        const std::string& cell = rows_[r][i];
+        if (!cell.empty() && !std::isalpha(static_cast<unsigned char>(cell[0])))
+          left[i] = false;
+      }
     }
+    for (size_t r = block_start; r < block_end; ++r) {
+      std::string line;
+      for (size_t i = 0; i < rows_[r].size(); ++i) {
+        absl::StrAppend(
+            &line, i == 0 ? "" : "  ",
+            absl::StrFormat(left[i] ? "%-*s" : "%*s", widths[i], rows_[r][i]));
+      }
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      std::cout << line << "\n";
+      if (r == block_start) {
+        size_t total = 0;
+        for (size_t w : widths) total += w + 2;
+        std::cout << std::string(total - 2, '-') << "\n";
+      }
+    }
+    if (block_end < rows_.size()) std::cout << "\n";
+    block_start = block_end + 1;
   }
   std::string json = absl::StrCat("{\"bench\":\"", bench_, "\"");
   for (const auto& [k, v] : figures_)

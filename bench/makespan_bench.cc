@@ -469,7 +469,7 @@ int main(int argc, char** argv) {
                    absl::StrFormat("without speculation %+.1f%%", tail_nospec * 100)});
 
   report.Row({});
-  report.Row({"goal", "target", "measured", "", "", "", "", "verdict"});
+  report.Row({"goal", "target", "measured", "verdict"});
   auto show = [](const Goal& g, double v) {
     return g.unit == "%"   ? absl::StrFormat("%+.1f%%", v)
            : g.unit == "x" ? absl::StrFormat("%.2fx", v)
@@ -491,17 +491,16 @@ int main(int argc, char** argv) {
     }
     if (!g.note.empty()) absl::StrAppend(&verdict, "; ", g.note);
     report.Row({g.what, absl::StrCat(g.at_least ? ">= " : "<= ", show(g, g.target)),
-                show(g, g.measured), "", "", "", "", verdict});
+                show(g, g.measured), verdict});
   }
   const double greedy = GreedySeconds(p, a.factors);
   report.Figure("a_granularity_bound_s", greedy);
   report.Figure("a_granularity_bound_efficiency", ma.ideal / greedy);
-  report.Row({"a: whole-shard bound", "-", absl::StrFormat("%.3f", ma.ideal / greedy), "",
-              "", "", "",
+  report.Row({"a: whole-shard bound", "-", absl::StrFormat("%.3f", ma.ideal / greedy),
               absl::StrFormat("T*/%.2fs: greedy pull, 1 prefetched, no overhead; context",
                               greedy)});
   report.Row({"c: tail per capacity", "-",
-              absl::StrFormat("%+.1f%%", tail_normalized * 100), "", "", "", "",
+              absl::StrFormat("%+.1f%%", tail_normalized * 100),
               "(T_c/T*_c)/(T_c'/T*_c') - 1; context"});
   const double bench_seconds = absl::ToDoubleSeconds(absl::Now() - bench_start);
   report.Row({"bench run time", "", Secs(bench_seconds)});

@@ -141,6 +141,7 @@ int main(int argc, char** argv) {
   }();
   std::cout << "\n";
   report.Row({});
+  report.Row({"recovery", "size", "", "", "time"});
   report.Row({"journal replay (1,000,000 commits)", Mb(journal_bytes), "", "",
               absl::StrFormat("in process %.3fs", in_process)});
   report.Row({"aimaster serve restart, exec to listening", Mb(restarted.rss), "", "",

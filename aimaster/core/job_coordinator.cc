@@ -155,6 +155,16 @@ uint64_t JobCoordinator::JournalFailures(const FailOutcome& outcome) {
   return seq;
 }
 
+void JobCoordinator::TakePendingCommands(Session& s, std::vector<WorkerCommand>* out) {
+  for (WorkerCommand& c : s.pending) {
+    const bool duplicate = std::any_of(
+        out->begin(), out->end(),
+        [&](const WorkerCommand& x) { return x.kind == c.kind && x.lease == c.lease; });
+    if (!duplicate) out->push_back(std::move(c));
+  }
+  s.pending.clear();
+}
+
 void JobCoordinator::QueueRevocations(const std::vector<RevokedLease>& revoked) {
   for (const RevokedLease& r : revoked) {
     auto it = sessions_.find(r.session);
@@ -280,6 +290,7 @@ absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
   result.durable_seq = ConfirmLocked(session, **s, published, now);
   result.commit_results = DecideCommits(session, commits, now);
   result.confirmed = TakeDurableAcks(**s);
+  TakePendingCommands(**s, &result.commands);
   MaybeEndLocked(now);
   if (state_ != JobState::kRunning) {
     result.outcome = AcquireOutcome::kEnd;
@@ -291,7 +302,9 @@ absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
   std::vector<LeasedShard> leased = table_.Acquire(session, max_shards, now);
   if (leased.empty() && table_.LeaseCount(session) == 0) {
     // Idle with nothing left to hand out: take a shard another worker has
-    // prefetched but will not start for a while (no work is lost).
+    // prefetched but will not start for a while (no work is lost). The holder
+    // hears of it in the answer to its next commit or acquire, which comes
+    // before it would start the shard.
     if (std::optional<absl::Duration> median = table_.MedianShardTime()) {
       if (std::optional<uint64_t> id = table_.PickStealable(session, *median, now)) {
         RevokedLease revoked;
@@ -333,13 +346,7 @@ absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
   result.durable_seq = ConfirmLocked(session, **s, published, now);
   // ConfirmLocked may queue commands for this very session.
   Session& me = sessions_.at(session);
-  for (WorkerCommand& c : me.pending) {
-    const bool duplicate = std::any_of(
-        result.commands.begin(), result.commands.end(),
-        [&](const WorkerCommand& x) { return x.kind == c.kind && x.lease == c.lease; });
-    if (!duplicate) result.commands.push_back(std::move(c));
-  }
-  me.pending.clear();
+  TakePendingCommands(me, &result.commands);
   result.confirmed = TakeDurableAcks(me);
   MaybeEndLocked(now);
   if (state_ != JobState::kRunning) {
@@ -361,6 +368,7 @@ absl::StatusOr<CommitResults> JobCoordinator::Commit(
   out.durable_seq = ConfirmLocked(session, **s, published, now);
   out.results = DecideCommits(session, commits, now);
   out.confirmed = TakeDurableAcks(**s);
+  TakePendingCommands(**s, &out.commands);
   MaybeEndLocked(now);
   return out;
 }

@@ -110,6 +110,14 @@ struct CommitResult {
   std::string reason;
 };
 
+struct WorkerCommand {
+  enum class Kind { kCancelShard, kStop };
+  Kind kind = Kind::kCancelShard;
+  LeaseRef lease;
+  std::string reason;
+  bool job_finished = false;
+};
+
 struct AcquireResult {
   AcquireOutcome outcome = AcquireOutcome::kWait;
   std::vector<GrantedShard> shards;
@@ -120,15 +128,9 @@ struct AcquireResult {
   std::vector<CommitResult> commit_results;
   // Confirmations now durable.
   std::vector<LeaseRef> confirmed;
+  // Cancellations queued for this worker (a prefetched shard given away).
+  std::vector<WorkerCommand> commands;
   uint64_t durable_seq = 0;
-};
-
-struct WorkerCommand {
-  enum class Kind { kCancelShard, kStop };
-  Kind kind = Kind::kCancelShard;
-  LeaseRef lease;
-  std::string reason;
-  bool job_finished = false;
 };
 
 struct HeartbeatResult {
@@ -140,6 +142,7 @@ struct HeartbeatResult {
 struct CommitResults {
   std::vector<CommitResult> results;
   std::vector<LeaseRef> confirmed;
+  std::vector<WorkerCommand> commands;
   uint64_t durable_seq = 0;
 };
 
@@ -285,6 +288,9 @@ class JobCoordinator {
   uint64_t PruneDurableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The session's confirmations whose commits are durable by now.
   std::vector<LeaseRef> TakeDurableAcks(Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the session's queued commands into `out`, skipping ones already there.
+  void TakePendingCommands(Session& s, std::vector<WorkerCommand>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<CommitResult> DecideCommits(SessionId id,
                                           const std::vector<CommitRequest>& commits,
                                           absl::Time now)

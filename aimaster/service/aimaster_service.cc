@@ -90,6 +90,7 @@ void AimasterService::FillAcquire(const AcquireResult& result,
     ToProto(r, response->add_commit_results());
   }
   for (const LeaseRef& l : result.confirmed) ToProto(l, response->add_confirmed());
+  for (const WorkerCommand& c : result.commands) ToProto(c, response->add_commands());
 }
 
 grpc::ServerUnaryReactor* AimasterService::AcquireShards(
@@ -157,10 +158,15 @@ void AimasterService::RetryParked() {
       still_waiting.push_back(p);
       continue;
     }
-    // Keep what the first try decided on the call's commit requests.
-    auto decided = std::move(*p.response->mutable_commit_results());
+    // Keep what the first try decided and handed over: commit decisions,
+    // acknowledgements and commands are not repeated by a later try.
+    v1::AcquireShardsResponse first;
+    first.Swap(p.response);
     FillAcquire(*result, p.response);
-    *p.response->mutable_commit_results() = std::move(decided);
+    *p.response->mutable_commit_results() = std::move(*first.mutable_commit_results());
+    for (v1::LeaseRef& l : *first.mutable_confirmed()) *p.response->add_confirmed() = l;
+    for (v1::WorkerCommand& c : *first.mutable_commands())
+      *p.response->add_commands() = c;
     p.reactor->Finish(grpc::Status::OK);
   }
   if (!still_waiting.empty()) {
@@ -189,16 +195,7 @@ grpc::ServerUnaryReactor* AimasterService::Heartbeat(grpc::CallbackServerContext
     reactor->Finish(ToGrpcStatus(result.status()));
     return reactor;
   }
-  for (const WorkerCommand& c : result->commands) {
-    v1::WorkerCommand* out = response->add_commands();
-    out->set_kind(c.kind == WorkerCommand::Kind::kCancelShard
-                      ? v1::WorkerCommand::CANCEL_SHARD
-                      : v1::WorkerCommand::STOP);
-    if (c.kind == WorkerCommand::Kind::kCancelShard)
-      ToProto(c.lease, out->mutable_lease());
-    out->set_reason(c.reason);
-    out->set_job_finished(c.job_finished);
-  }
+  for (const WorkerCommand& c : result->commands) ToProto(c, response->add_commands());
   for (const LeaseRef& l : result->confirmed) ToProto(l, response->add_confirmed());
   durability_->RequestSync(result->durable_seq);
   reactor->Finish(grpc::Status::OK);
@@ -222,6 +219,7 @@ grpc::ServerUnaryReactor* AimasterService::CommitShard(
   }
   for (const CommitResult& r : result->results) ToProto(r, response->add_results());
   for (const LeaseRef& l : result->confirmed) ToProto(l, response->add_confirmed());
+  for (const WorkerCommand& c : result->commands) ToProto(c, response->add_commands());
   durability_->RequestSync(result->durable_seq);
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -80,6 +80,14 @@ inline void ToProto(const CommitResult& r, v1::CommitResult* out) {
   out->set_reason(r.reason);
 }
 
+inline void ToProto(const WorkerCommand& c, v1::WorkerCommand* out) {
+  const bool cancel = c.kind == WorkerCommand::Kind::kCancelShard;
+  out->set_kind(cancel ? v1::WorkerCommand::CANCEL_SHARD : v1::WorkerCommand::STOP);
+  if (cancel) ToProto(c.lease, out->mutable_lease());
+  out->set_reason(c.reason);
+  out->set_job_finished(c.job_finished);
+}
+
 }  // namespace elasticbatch::aimaster
 
 #endif  // ELASTICBATCH_AIMASTER_SERVICE_PROTO_CONVERSION_H_

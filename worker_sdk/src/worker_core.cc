@@ -406,6 +406,7 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
     return false;
   }
   Acknowledge(resp.confirmed());
+  HandleCommands(resp.commands());
   if (resp.outcome() == v1::AcquireShardsResponse::END) {
     MarkEnded(resp.job_succeeded(), resp.end_reason());
     return true;
@@ -453,11 +454,12 @@ void WorkerCore::HeartbeatOnce() {
     }
   }
   Acknowledge(resp.confirmed());
-  HandleCommands(resp);
+  HandleCommands(resp.commands());
 }
 
-void WorkerCore::HandleCommands(const v1::HeartbeatResponse& response) {
-  for (const v1::WorkerCommand& c : response.commands()) {
+void WorkerCore::HandleCommands(
+    const google::protobuf::RepeatedPtrField<v1::WorkerCommand>& commands) {
+  for (const v1::WorkerCommand& c : commands) {
     if (c.kind() == v1::WorkerCommand::CANCEL_SHARD) {
       absl::MutexLock lock(&mu_);
       DropLocked({c.lease().shard_id(), c.lease().attempt()}, /*cancelled=*/true);
@@ -515,6 +517,7 @@ absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
     return ToAbsl(s);
   }
   Acknowledge(resp.confirmed());
+  HandleCommands(resp.commands());
   if (resp.results_size() != 1) return absl::InternalError("malformed commit answer");
   const v1::CommitResult& result = resp.results(0);
   if (result.decision() != v1::CommitResult::GRANTED) {

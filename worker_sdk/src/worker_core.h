@@ -91,7 +91,10 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   void Run();
   bool AcquireOnce(uint32_t max_shards);
   void HeartbeatOnce();
-  void HandleCommands(const v1::HeartbeatResponse& response);
+  // Commands arrive with heartbeats, and cancellations also with acquire and
+  // commit answers.
+  void HandleCommands(
+      const google::protobuf::RepeatedPtrField<v1::WorkerCommand>& commands);
   // Tells the master the attempt failed with `error` and drops the lease here.
   grpc::Status ReportFailure(const LeaseKey& key, const absl::Status& error,
                              bool cancelled);

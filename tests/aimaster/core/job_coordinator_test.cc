@@ -1067,5 +1067,68 @@ TEST_F(SpeculationTest, NoDuplicateForAWorkerThatStillHoldsShards) {
   EXPECT_EQ(Acquire(fast_, 1).outcome, AcquireOutcome::kWait);
 }
 
+// Work stealing: `holder_` runs shard 0 and has shard 1 prefetched, while
+// `idle_` has done shards 2 and 3 in 1s each and has nothing left to do.
+class CoordinatorStealTest : public JobCoordinatorTest {
+ protected:
+  void SetUp() override {
+    Make(4);
+    holder_ = Register(0);
+    idle_ = Register(1);
+    std::vector<GrantedShard> held = AcquireShards(holder_, 2);
+    ASSERT_THAT(Ids(held), ElementsAre(0, 1));
+    running_ = Ref(held[0]);
+    prefetched_ = Ref(held[1]);
+    Heartbeat(holder_, {{running_, 0, 0}});
+    for (uint64_t want : {2, 3}) {
+      std::vector<GrantedShard> got = AcquireShards(idle_, 1, publish_);
+      ASSERT_THAT(Ids(got), ElementsAre(want));
+      Heartbeat(idle_, {{Ref(got[0]), 0, 0}});
+      clock_.Advance(absl::Seconds(1));
+      ASSERT_EQ(Commit(idle_, Ref(got[0])).decision, CommitDecision::kGranted);
+      publish_ = {Ref(got[0])};
+    }
+  }
+
+  SessionId holder_ = 0, idle_ = 0;
+  LeaseRef running_, prefetched_;
+  std::vector<LeaseRef> publish_;
+};
+
+TEST_F(CoordinatorStealTest, TheHolderHearsOfTheStealInItsNextCommitAnswer) {
+  std::vector<GrantedShard> stolen = AcquireShards(idle_, 1, publish_);
+  ASSERT_THAT(Ids(stolen), ElementsAre(1));
+  EXPECT_EQ(stolen[0].leased.attempt, 2u);
+  EXPECT_FALSE(stolen[0].leased.speculative);
+
+  absl::StatusOr<CommitResults> done =
+      coordinator_->Commit(holder_, {{running_, kUnits}}, {});
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->results.size(), 1u);
+  EXPECT_EQ(done->results[0].decision, CommitDecision::kGranted);
+  ASSERT_EQ(done->commands.size(), 1u);
+  EXPECT_EQ(done->commands[0].kind, WorkerCommand::Kind::kCancelShard);
+  EXPECT_EQ(done->commands[0].lease, prefetched_);
+  // Delivered once: the next heartbeat does not repeat it.
+  EXPECT_EQ(FindCommand(Heartbeat(holder_), WorkerCommand::Kind::kCancelShard), nullptr);
+  EXPECT_EQ(Commit(holder_, prefetched_).decision, CommitDecision::kLeaseLost);
+}
+
+TEST_F(CoordinatorStealTest, TheHolderHearsOfTheStealInItsNextAcquireAnswer) {
+  ASSERT_THAT(Ids(AcquireShards(idle_, 1, publish_)), ElementsAre(1));
+  absl::StatusOr<AcquireResult> r = coordinator_->Acquire(holder_, 1, {}, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, AcquireOutcome::kWait);
+  ASSERT_EQ(r->commands.size(), 1u);
+  EXPECT_EQ(r->commands[0].lease, prefetched_);
+}
+
+TEST_F(CoordinatorStealTest, NothingIsStolenWhileTheHolderIsAboutToStartIt) {
+  // Shard 0 is nearly done: its holder will start shard 1 sooner than a
+  // median shard time, so taking it would gain nothing.
+  Heartbeat(holder_, {{running_, kUnits - 1, kUnits - 1}});
+  EXPECT_EQ(Acquire(idle_, 1, publish_).outcome, AcquireOutcome::kWait);
+}
+
 }  // namespace
 }  // namespace elasticbatch::aimaster

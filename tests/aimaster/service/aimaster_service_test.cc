@@ -49,7 +49,8 @@ class AimasterServiceTest : public ::testing::Test {
     v1::AcquireShardsRequest req;
     req.set_session_id(session);
     req.set_max_shards(n);
-    req.mutable_wait()->set_nanos(wait_ms * 1'000'000);
+    req.mutable_wait()->set_seconds(wait_ms / 1000);
+    req.mutable_wait()->set_nanos((wait_ms % 1000) * 1'000'000);
     for (auto& p : published) *req.add_published() = p;
     grpc::ClientContext ctx;
     return stub_->AcquireShards(&ctx, req, resp);
