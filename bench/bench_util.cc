@@ -20,6 +20,13 @@ std::string ProcPath(pid_t pid, const char* file) {
                   : absl::StrCat("/proc/", pid, "/", file);
 }
 
+// "12.3 ms", "+1.2 MB", ">= 0.950", "1 restart(s)": a cell that leads with a number.
+bool LooksLikeAFigure(const std::string& cell) {
+  size_t i = cell.find_first_not_of("<>=+- ");
+  return i != std::string::npos && (std::isdigit(static_cast<unsigned char>(cell[i])) ||
+                                    (cell[i] == '.' && i + 1 < cell.size()));
+}
+
 }  // namespace
 
 uint64_t RssBytes(pid_t pid) {
@@ -58,14 +65,12 @@ void Report::Print() const {
       for (size_t i = 0; i < rows_[r].size(); ++i)
         widths[i] = std::max(widths[i], rows_[r][i].size());
     }
-    // Figures are right-aligned; a column of words (every cell below the
-    // header starts with a letter) is left-aligned, as is the first.
+    // Figures are right-aligned; the first column and columns of words are
+    // left-aligned.
     std::vector<bool> left(widths.size(), true);
     for (size_t r = block_start + 1; r < block_end; ++r) {
       for (size_t i = 1; i < rows_[r].size(); ++i) {
-        const std::string& cell = rows_[r][i];
-        if (!cell.empty() && !std::isalpha(static_cast<unsigned char>(cell[0])))
-          left[i] = false;
+        if (LooksLikeAFigure(rows_[r][i])) left[i] = false;
       }
     }
     for (size_t r = block_start; r < block_end; ++r) {

@@ -97,29 +97,29 @@ void ShardTable::DropLease(uint64_t id, ActiveShard& shard, size_t index,
 }
 
 absl::StatusOr<size_t> ShardTable::FindLease(SessionId session, LeaseRef lease) const {
-  const std::string name = LeaseName(lease);
   if (lease.shard_id >= total()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "lease ", name, " names no shard of this job (", total(), " shards)"));
+    return absl::FailedPreconditionError(absl::StrCat("lease ", LeaseName(lease),
+                                                      " names no shard of this job (",
+                                                      total(), " shards)"));
   }
   if (IsDone(lease.shard_id)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("lease ", name, " is not current: shard ", lease.shard_id,
-                     quarantined_.contains(lease.shard_id) ? " is quarantined"
-                                                           : " is already committed"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lease ", LeaseName(lease), " is not current: shard ", lease.shard_id,
+        quarantined_.contains(lease.shard_id) ? " is quarantined"
+                                              : " is already committed"));
   }
   auto it = active_.find(lease.shard_id);
   if (it == active_.end()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("lease ", name, " is not current: this master never leased shard ",
-                     lease.shard_id));
+        absl::StrCat("lease ", LeaseName(lease),
+                     " is not current: this master never leased shard ", lease.shard_id));
   }
   const ActiveShard& shard = it->second;
   for (size_t i = 0; i < shard.leases.size(); ++i) {
     if (shard.leases[i].attempt != lease.attempt) continue;
     if (shard.leases[i].session != session) {
       return absl::FailedPreconditionError(
-          absl::StrCat("lease ", name, " belongs to another worker"));
+          absl::StrCat("lease ", LeaseName(lease), " belongs to another worker"));
     }
     return i;
   }
@@ -135,7 +135,7 @@ absl::StatusOr<size_t> ShardTable::FindLease(SessionId session, LeaseRef lease) 
     now_held = absl::StrCat("; shard ", lease.shard_id, " is queued for another attempt");
   }
   return absl::FailedPreconditionError(
-      absl::StrCat("lease ", name, " is not current: ", why, now_held));
+      absl::StrCat("lease ", LeaseName(lease), " is not current: ", why, now_held));
 }
 
 absl::Status ShardTable::CheckLease(SessionId session, LeaseRef lease) const {
