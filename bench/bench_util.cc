@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "command_line.h"
 
 namespace elasticbatch::bench {
 namespace {
@@ -28,6 +31,34 @@ bool LooksLikeAFigure(const std::string& cell) {
 }
 
 }  // namespace
+
+std::optional<int> ParseFlags(int argc, char** argv, const std::string& program,
+                              const std::string& usage) {
+  cli::CommandLineParser parser;
+  absl::StatusOr<cli::ParsedCommandLine> parsed = parser.Parse(argc, argv);
+  if (!parsed.ok()) return cli::ReportUsageError(program, parsed.status());
+  if (parsed->help) {
+    std::cout << usage << "\n\nFlags:\n";
+    cli::PrintFlags(std::cout, {"bench/"});
+    return cli::kExitOk;
+  }
+  if (!parsed->positional.empty() || !parsed->after_dashes.empty()) {
+    return cli::ReportUsageError(
+        program,
+        absl::InvalidArgumentError(absl::StrCat(
+            "unexpected argument '",
+            parsed->positional.empty() ? parsed->after_dashes[0] : parsed->positional[0],
+            "' (see --help)")));
+  }
+  return std::nullopt;
+}
+
+std::string BinDir(const std::string& flag, const char* argv0) {
+  const std::filesystem::path dir = flag.empty()
+                                        ? std::filesystem::path(argv0).parent_path()
+                                        : std::filesystem::path(flag);
+  return std::filesystem::absolute(dir.empty() ? "." : dir).lexically_normal().string();
+}
 
 uint64_t RssBytes(pid_t pid) {
   std::ifstream in(ProcPath(pid, "statm"));

@@ -6,11 +6,23 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace elasticbatch::bench {
+
+// Parses the flags the bench declared with ABSL_FLAG in bench/ (dashes or
+// underscores). Returns the exit code to end with: 0 after --help (which
+// prints `usage` and the flags), 2 after one line naming a bad flag; nullopt
+// to run.
+std::optional<int> ParseFlags(int argc, char** argv, const std::string& program,
+                              const std::string& usage);
+
+// The directory holding the ElasticBatch binaries, made absolute (workers run
+// elsewhere): `flag` when set, else the directory of this program.
+std::string BinDir(const std::string& flag, const char* argv0);
 
 // Resident set size of `pid` (0: this process) in bytes, from /proc.
 uint64_t RssBytes(pid_t pid = 0);

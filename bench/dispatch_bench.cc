@@ -21,6 +21,7 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -30,6 +31,14 @@
 #include "echo.grpc.pb.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
 #include "subprocess.h"
+
+ABSL_FLAG(std::string, bin, "", "directory holding aimaster (default: this program's)");
+ABSL_FLAG(double, seconds, 3, "measuring time of each configuration");
+ABSL_FLAG(bool, serve_echo, false, "internal: run as the echo server");
+
+constexpr char kUsage[] =
+    "Usage: dispatch_bench [--bin DIR] [--seconds S]\nA real master against a bare gRPC "
+    "echo server: cycles/s, RPCs/s, p50/p99, CPU per RPC.";
 
 namespace elasticbatch::bench {
 namespace {
@@ -364,13 +373,14 @@ std::string Rate(double v) { return absl::StrFormat("%.0f", v); }
 
 int main(int argc, char** argv) {
   using namespace elasticbatch::bench;
-  std::string bin = std::filesystem::path(argv[0]).parent_path().string();
-  double seconds = 3;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--serve-echo") return ServeEcho();
-    if (a == "--bin" && i + 1 < argc) bin = argv[++i];
-    if (a == "--seconds" && i + 1 < argc) (void)absl::SimpleAtod(argv[++i], &seconds);
+  if (std::optional<int> exit = ParseFlags(argc, argv, "dispatch_bench", kUsage))
+    return *exit;
+  if (absl::GetFlag(FLAGS_serve_echo)) return ServeEcho();
+  const std::string bin = BinDir(absl::GetFlag(FLAGS_bin), argv[0]);
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  if (!(seconds > 0 && seconds <= 600)) {
+    std::cerr << "dispatch_bench: --seconds must be in (0, 600], got " << seconds << "\n";
+    return 2;
   }
   signal(SIGPIPE, SIG_IGN);
   elasticbatch::testing::TempDir dir;

@@ -47,6 +47,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -55,6 +56,18 @@
 #include "absl/time/time.h"
 #include "bench_util.h"
 #include "subprocess.h"
+
+ABSL_FLAG(std::string, bin, "",
+          "directory holding aimaster and makespan-worker (default: this program's)");
+ABSL_FLAG(int64_t, records, 8000, "records in the job");
+ABSL_FLAG(int64_t, shard_records, 10, "records per shard");
+ABSL_FLAG(int64_t, us_per_record, 5000, "microseconds of work per record at speed 1x");
+ABSL_FLAG(uint64_t, seed, 42, "seed of the workers' speed factors");
+
+constexpr char kUsage[] =
+    "Usage: makespan_bench [--bin DIR] [--records R] [--shard-records S] "
+    "[--us-per-record US] [--seed N]\nReal jobs with heterogeneous workers, a kill, a "
+    "slow starter and a straggler vs the ideal and static sharding.";
 
 namespace elasticbatch::bench {
 namespace {
@@ -302,37 +315,26 @@ int main(int argc, char** argv) {
   using namespace elasticbatch;
   using namespace elasticbatch::bench;
   Params p;
-  p.bin = std::filesystem::path(argv[0]).parent_path().string();
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (i + 1 >= argc) {
-      std::cerr << "makespan_bench: " << flag << " needs a value\n";
-      return 2;
-    }
-    const std::string value = argv[++i];
-    bool ok = true;
-    if (flag == "--bin") {
-      p.bin = value;
-    } else if (flag == "--records") {
-      ok = absl::SimpleAtoi(value, &p.records) && p.records > 0;
-    } else if (flag == "--shard-records") {
-      ok = absl::SimpleAtoi(value, &p.shard_records) && p.shard_records > 0;
-    } else if (flag == "--us-per-record") {
-      ok = absl::SimpleAtoi(value, &p.us_per_record) && p.us_per_record > 0;
-    } else if (flag == "--seed") {
-      ok = absl::SimpleAtoi(value, &p.seed);
-    } else {
-      std::cerr << "makespan_bench: unknown flag " << flag
-                << " (--bin, --records, --shard-records, --us-per-record, --seed)\n";
-      return 2;
-    }
-    if (!ok) {
-      std::cerr << "makespan_bench: bad value '" << value << "' for " << flag << "\n";
+  if (std::optional<int> exit = ParseFlags(argc, argv, "makespan_bench", kUsage))
+    return *exit;
+  // Workers run in the job's usercode directory: the binaries need a full path.
+  p.bin = BinDir(absl::GetFlag(FLAGS_bin), argv[0]);
+  const int64_t records = absl::GetFlag(FLAGS_records);
+  const int64_t shard_records = absl::GetFlag(FLAGS_shard_records);
+  const int64_t us_per_record = absl::GetFlag(FLAGS_us_per_record);
+  for (const auto& [name, value] : {std::pair<const char*, int64_t>{"records", records},
+                                    {"shard-records", shard_records},
+                                    {"us-per-record", us_per_record}}) {
+    if (value <= 0) {
+      std::cerr << "makespan_bench: --" << name << " must be positive, got " << value
+                << "\n";
       return 2;
     }
   }
-  // Workers run in the job's usercode directory: the binaries need a full path.
-  p.bin = std::filesystem::absolute(p.bin).string();
+  p.records = static_cast<uint64_t>(records);
+  p.shard_records = static_cast<uint64_t>(shard_records);
+  p.us_per_record = us_per_record;
+  p.seed = absl::GetFlag(FLAGS_seed);
   const absl::Time bench_start = absl::Now();
   if (p.kill_after_seconds == 0) p.kill_after_seconds = WorkSeconds(p) / 10;
 

@@ -21,6 +21,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -29,6 +30,14 @@
 #include "bench_util.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
 #include "subprocess.h"
+
+ABSL_FLAG(std::string, bin, "",
+          "directory holding aimaster and ebatch-worker (default: this program's)");
+ABSL_FLAG(int, repeat, 5, "runs of each timed measure");
+
+constexpr char kUsage[] =
+    "Usage: recovery_bench [--bin DIR] [--repeat N]\nSIGKILL to re-acquire, time to "
+    "first shard, master CPU with 1,000 heartbeating workers.";
 
 namespace elasticbatch::bench {
 namespace {
@@ -65,7 +74,8 @@ std::vector<Event> ReadEvents(const std::string& path) {
 }
 
 template <typename Pred>
-std::optional<Event> WaitForEvent(const std::string& path, Pred pred, absl::Duration timeout) {
+std::optional<Event> WaitForEvent(const std::string& path, Pred pred,
+                                  absl::Duration timeout) {
   const absl::Time give_up = absl::Now() + timeout;
   while (absl::Now() < give_up) {
     for (const Event& e : ReadEvents(path)) {
@@ -77,8 +87,8 @@ std::optional<Event> WaitForEvent(const std::string& path, Pred pred, absl::Dura
 }
 
 std::string EventCommand(const std::string& events, const std::string& then) {
-  return absl::StrCat("echo \"$(date +%s%N) start $SHARD_ID $SHARD_ATTEMPT $PPID\" >> ", events,
-                      "; ", then);
+  return absl::StrCat("echo \"$(date +%s%N) start $SHARD_ID $SHARD_ATTEMPT $PPID\" >> ",
+                      events, "; ", then);
 }
 
 double Median(std::vector<double> v) {
@@ -91,50 +101,56 @@ std::optional<double> KillToReacquireMs(const std::string& bin, const std::strin
   const std::string events = dir + "/events";
   // Shard 0's first attempt hangs (until killed); everything else is instant.
   const std::string shard_cmd = EventCommand(
-      events, "if [ \"$SHARD_ID\" = 0 ] && [ \"$SHARD_ATTEMPT\" = 1 ]; then sleep 1000; fi");
+      events,
+      "if [ \"$SHARD_ID\" = 0 ] && [ \"$SHARD_ATTEMPT\" = 1 ]; then sleep 1000; fi");
   const std::string worker =
       absl::StrCat(bin, "/ebatch-worker --prefetch=0 -- '", shard_cmd, "'");
   auto run = Subprocess::Start({bin + "/aimaster", "run", "--workers=2", "--records=3",
-                                "--shard-records=1", "--input", "table=synthetic", "--output",
-                                "out", "--job-dir", dir + "/job", "--heartbeat-interval=500ms",
-                                "--restart-backoff=10s", "--no-speculation", "--log-level=warn",
-                                "--", worker});
+                                "--shard-records=1", "--input", "table=synthetic",
+                                "--output", "out", "--job-dir", dir + "/job",
+                                "--heartbeat-interval=500ms", "--restart-backoff=10s",
+                                "--no-speculation", "--log-level=warn", "--", worker});
   if (!run.ok()) return std::nullopt;
   auto victim = WaitForEvent(
-      events, [](const Event& e) { return e.shard == 0 && e.attempt == 1; }, absl::Seconds(60));
+      events, [](const Event& e) { return e.shard == 0 && e.attempt == 1; },
+      absl::Seconds(60));
   // Let the other worker finish the rest and sit idle, waiting for work.
   absl::SleepFor(absl::Milliseconds(300));
   if (!victim) return std::nullopt;
   const absl::Time killed = absl::Now();
   kill(victim->pid, SIGKILL);
   auto again = WaitForEvent(
-      events, [](const Event& e) { return e.shard == 0 && e.attempt >= 2; }, absl::Seconds(60));
+      events, [](const Event& e) { return e.shard == 0 && e.attempt >= 2; },
+      absl::Seconds(60));
   (void)(*run)->Wait(absl::Seconds(60));
   if (!again) return std::nullopt;
   return absl::ToDoubleMilliseconds(again->at - killed);
 }
 
 // A new ebatch-worker process: exec -> its first shard command starts.
-std::optional<double> TimeToFirstShardMs(const std::string& bin, const std::string& target,
+std::optional<double> TimeToFirstShardMs(const std::string& bin,
+                                         const std::string& target,
                                          const std::string& dir, int index) {
   const std::string events = absl::StrCat(dir, "/first-", index);
   testing::SubprocessOptions env;
-  env.env = {absl::StrCat("ELASTICBATCH_CONFIG={\"task\":{\"type\":\"worker\",\"index\":", index,
-                          "}}"),
+  env.env = {absl::StrCat("ELASTICBATCH_CONFIG={\"task\":{\"type\":\"worker\",\"index\":",
+                          index, "}}"),
              "AIMASTER_ADDR=" + target, "PAI_OUTPUT_OUT=" + dir + "/out",
              "ELASTICBATCH_LOG_LEVEL=warn"};
   const absl::Time start = absl::Now();
   auto worker = Subprocess::Start(
       {bin + "/ebatch-worker", "--", EventCommand(events, "sleep 1000")}, env);
   if (!worker.ok()) return std::nullopt;
-  auto first = WaitForEvent(events, [](const Event&) { return true; }, absl::Seconds(60));
+  auto first = WaitForEvent(
+      events, [](const Event&) { return true; }, absl::Seconds(60));
   (*worker)->Signal(SIGKILL);
   if (!first) return std::nullopt;
   return absl::ToDoubleMilliseconds(first->at - start);
 }
 
 // 1,000 sessions with one lease each, heartbeating at 1 Hz: master CPU share.
-double HeartbeatCpuShare(const std::string& target, pid_t master, int workers, double seconds) {
+double HeartbeatCpuShare(const std::string& target, pid_t master, int workers,
+                         double seconds) {
   constexpr int kThreads = 8;
   std::atomic<bool> stop{false};
   std::atomic<int> registered{0};
@@ -214,11 +230,13 @@ double HeartbeatCpuShare(const std::string& target, pid_t master, int workers, d
 
 int main(int argc, char** argv) {
   using namespace elasticbatch::bench;
-  std::string bin = std::filesystem::path(argv[0]).parent_path().string();
-  int repeat = 5;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--bin") bin = argv[i + 1];
-    if (std::string(argv[i]) == "--repeat") (void)absl::SimpleAtoi(argv[i + 1], &repeat);
+  if (std::optional<int> exit = ParseFlags(argc, argv, "recovery_bench", kUsage))
+    return *exit;
+  const std::string bin = BinDir(absl::GetFlag(FLAGS_bin), argv[0]);
+  const int repeat = absl::GetFlag(FLAGS_repeat);
+  if (repeat < 1 || repeat > 1000) {
+    std::cerr << "recovery_bench: --repeat must be in [1, 1000], got " << repeat << "\n";
+    return 2;
   }
   signal(SIGPIPE, SIG_IGN);
   elasticbatch::testing::TempDir dir;
@@ -233,9 +251,10 @@ int main(int argc, char** argv) {
   }
   report.Row({"SIGKILL -> shard started again (aimaster run)",
               absl::StrFormat("%.1f ms", Median(recoveries)),
-              absl::StrFormat("%.1f ms", recoveries.empty() ? 0 : *std::max_element(
-                                                                      recoveries.begin(),
-                                                                      recoveries.end())),
+              absl::StrFormat("%.1f ms", recoveries.empty()
+                                             ? 0
+                                             : *std::max_element(recoveries.begin(),
+                                                                 recoveries.end())),
               absl::StrCat(recoveries.size())});
   report.Figure("kill_to_reacquire_ms_median", Median(recoveries));
 
@@ -253,8 +272,9 @@ int main(int argc, char** argv) {
   }
   report.Row({"time to first shard (new ebatch-worker process)",
               absl::StrFormat("%.1f ms", Median(firsts)),
-              absl::StrFormat("%.1f ms",
-                              firsts.empty() ? 0 : *std::max_element(firsts.begin(), firsts.end())),
+              absl::StrFormat(
+                  "%.1f ms",
+                  firsts.empty() ? 0 : *std::max_element(firsts.begin(), firsts.end())),
               absl::StrCat(firsts.size())});
   report.Figure("time_to_first_shard_ms_median", Median(firsts));
 

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <memory>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -22,6 +23,12 @@
 #include "journal.h"
 #include "shard_enumerator.h"
 #include "subprocess.h"
+
+ABSL_FLAG(std::string, bin, "", "directory holding aimaster (default: this program's)");
+
+constexpr char kUsage[] =
+    "Usage: scale_bench [--bin DIR]\nMaster RSS at 1k/1M/10M pending shards; replay and "
+    "restart over 1,000,000 journalled commits.";
 
 namespace elasticbatch::bench {
 namespace {
@@ -66,10 +73,9 @@ std::string Mb(uint64_t bytes) { return absl::StrFormat("%.1f MB", bytes / 1e6);
 int main(int argc, char** argv) {
   using namespace elasticbatch;
   using namespace elasticbatch::bench;
-  std::string bin = std::filesystem::path(argv[0]).parent_path().string();
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--bin") bin = argv[i + 1];
-  }
+  if (std::optional<int> exit = ParseFlags(argc, argv, "scale_bench", kUsage))
+    return *exit;
+  const std::string bin = BinDir(absl::GetFlag(FLAGS_bin), argv[0]);
   const std::string aimaster = bin + "/aimaster";
   testing::TempDir dir;
   Report report("scale");
