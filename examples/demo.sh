@@ -6,7 +6,7 @@
 set -euo pipefail
 BIN="$(cd "$1" && pwd)"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEMO="${ELASTICBATCH_DEMO_DIR:-$ROOT/build/demo}"
+DEMO="${ELASTICBATCH_DEMO_DIR:-$(dirname "$BIN")/demo}"
 
 if [[ ! -d "$DEMO/reviews" ]]; then
   "$BIN/gen-sample-data" --out "$DEMO/reviews" --files 16 --records 60000 --seed 1
