@@ -7,7 +7,8 @@ BIN="$(cd "$1" && pwd)"
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 section "core: coordinator cost per shard at 1k/1M/10M pending shards (Google Benchmark)"
-"$BIN/core_bench" --benchmark_min_time=0.5
+"$BIN/core_bench" --benchmark_min_time=0.5 --benchmark_repetitions=3 \
+  --benchmark_report_aggregates_only=true
 section "scale: master memory per pending shard, journal replay and restart"
 "$BIN/scale_bench" --bin "$BIN"
 section "dispatch: a real master vs a bare gRPC echo server on loopback"
