@@ -18,9 +18,11 @@ bool Skipped(const fs::path& p) {
   return !name.empty() && (name[0] == '.' || name[0] == '_');
 }
 
-absl::Status FsError(const std::string& what, const std::string& path, std::error_code ec) {
+absl::Status FsError(const std::string& what, const std::string& path,
+                     std::error_code ec) {
   if (ec == std::errc::permission_denied) {
-    return absl::PermissionDeniedError(absl::StrCat(what, " ", path, ": permission denied"));
+    return absl::PermissionDeniedError(
+        absl::StrCat(what, " ", path, ": permission denied"));
   }
   return absl::FailedPreconditionError(absl::StrCat(what, " ", path, ": ", ec.message()));
 }
@@ -39,7 +41,8 @@ absl::StatusOr<std::vector<SourceFile>> ListSourceFiles(const std::string& path)
   std::vector<SourceFile> files;
   if (fs::is_regular_file(st)) {
     if (access(path.c_str(), R_OK) != 0) {
-      return absl::PermissionDeniedError(absl::StrCat("input ", path, " is not readable"));
+      return absl::PermissionDeniedError(
+          absl::StrCat("input ", path, " is not readable"));
     }
     uint64_t size = fs::file_size(path, ec);
     if (ec) return FsError("cannot stat input", path, ec);
@@ -51,8 +54,8 @@ absl::StatusOr<std::vector<SourceFile>> ListSourceFiles(const std::string& path)
         absl::StrCat("input ", path, " is neither a file nor a directory"));
   }
   const fs::path root(path);
-  fs::recursive_directory_iterator it(root, fs::directory_options::follow_directory_symlink,
-                                      ec);
+  fs::recursive_directory_iterator it(
+      root, fs::directory_options::follow_directory_symlink, ec);
   if (ec) return FsError("cannot list input", path, ec);
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) return FsError("cannot list input", path, ec);
@@ -64,7 +67,8 @@ absl::StatusOr<std::vector<SourceFile>> ListSourceFiles(const std::string& path)
     if (!entry.is_regular_file(ec)) continue;
     const std::string full = entry.path().string();
     if (access(full.c_str(), R_OK) != 0) {
-      return absl::PermissionDeniedError(absl::StrCat("input file ", full, " is not readable"));
+      return absl::PermissionDeniedError(
+          absl::StrCat("input file ", full, " is not readable"));
     }
     uint64_t size = entry.file_size(ec);
     if (ec) return FsError("cannot stat input file", full, ec);

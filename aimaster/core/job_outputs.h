@@ -21,8 +21,9 @@ inline constexpr char kStagingDirName[] = "_temporary";
 // Reads the journal in `state_dir` and writes the files above into
 // `output_dir`, each atomically (temporary file, fsync, rename).
 absl::Status WriteJobOutputs(const std::string& output_dir, const std::string& state_dir,
-                             const ShardEnumerator& shards, const std::string& input_channel,
-                             bool succeeded, const std::string& reason);
+                             const ShardEnumerator& shards,
+                             const std::string& input_channel, bool succeeded,
+                             const std::string& reason);
 
 // Writes `content` to `path` through a temporary file, fsync and rename.
 absl::Status WriteFileAtomically(const std::string& path, const std::string& content);

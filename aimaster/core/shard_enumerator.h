@@ -46,13 +46,16 @@ class ShardEnumerator {
   // Shards over files. Empty files are skipped. INVALID_ARGUMENT for a zero
   // shard size, a mode other than kBytes/kPerFile, or when no shard results.
   static absl::StatusOr<ShardEnumerator> ForFiles(std::vector<SourceFile> files,
-                                                  ShardingMode mode, uint64_t shard_bytes);
+                                                  ShardingMode mode,
+                                                  uint64_t shard_bytes);
   // Shards over `records` records of a table-like input.
-  static absl::StatusOr<ShardEnumerator> ForRecords(uint64_t records, uint64_t shard_records);
+  static absl::StatusOr<ShardEnumerator> ForRecords(uint64_t records,
+                                                    uint64_t shard_records);
 
   uint64_t shard_count() const { return shard_count_; }
-  ShardUnit unit() const { return mode_ == ShardingMode::kRecords ? ShardUnit::kRecords
-                                                                 : ShardUnit::kBytes; }
+  ShardUnit unit() const {
+    return mode_ == ShardingMode::kRecords ? ShardUnit::kRecords : ShardUnit::kBytes;
+  }
   ShardingMode mode() const { return mode_; }
   // Requires id < shard_count().
   ShardDescriptor Describe(uint64_t id) const;

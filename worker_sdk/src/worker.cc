@@ -24,7 +24,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const WorkerOptions& opti
   return std::unique_ptr<Worker>(new Worker(std::move(*core)));
 }
 
-absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(const WorkerOptions& overrides) {
+absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(
+    const WorkerOptions& overrides) {
   WorkerOptions options = overrides;
   absl::StatusOr<TaskInfo> task = TaskInfo::FromEnvironment();
   if (!task.ok()) return task.status();
@@ -41,7 +42,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(const WorkerOpti
     }
     options.master_address = addr;
   }
-  if (const char* attempt = std::getenv(kAttemptVar); attempt != nullptr && *attempt != '\0') {
+  if (const char* attempt = std::getenv(kAttemptVar);
+      attempt != nullptr && *attempt != '\0') {
     if (!absl::SimpleAtoi(attempt, &options.attempt)) {
       return absl::InvalidArgumentError(
           absl::StrCat(kAttemptVar, "=", attempt, " is not a non-negative integer"));

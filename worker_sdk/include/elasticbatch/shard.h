@@ -71,7 +71,8 @@ class Shard {
  private:
   friend class internal::WorkerCore;
   friend class ShardOutput;
-  Shard(std::shared_ptr<internal::WorkerCore> core, std::shared_ptr<internal::ShardState> state);
+  Shard(std::shared_ptr<internal::WorkerCore> core,
+        std::shared_ptr<internal::ShardState> state);
   // Commit with a publish step that runs only when this attempt is granted.
   absl::Status CommitWith(const std::function<absl::Status()>& publish);
 

@@ -41,7 +41,8 @@ struct WorkerOptions {
   std::string master_address;
   // This instance's index. Default (FromEnvironment): ELASTICBATCH_CONFIG task.index.
   uint32_t task_index = 0;
-  // Launch attempt of this instance. Default (FromEnvironment): $ELASTICBATCH_ATTEMPT or 0.
+  // Launch attempt of this instance. Default (FromEnvironment): $ELASTICBATCH_ATTEMPT or
+  // 0.
   uint32_t attempt = 0;
   // Shards held beyond the one being processed. Default: 1.
   uint32_t prefetch = 1;
