@@ -54,10 +54,18 @@ std::optional<int> ParseFlags(int argc, char** argv, const std::string& program,
 }
 
 std::string BinDir(const std::string& flag, const char* argv0) {
-  const std::filesystem::path dir = flag.empty()
-                                        ? std::filesystem::path(argv0).parent_path()
-                                        : std::filesystem::path(flag);
-  return std::filesystem::absolute(dir.empty() ? "." : dir).lexically_normal().string();
+  std::filesystem::path dir = flag;
+  if (dir.empty()) {
+    // This program's own directory, also when it was found through PATH.
+    std::error_code error;
+    const std::filesystem::path self =
+        std::filesystem::read_symlink("/proc/self/exe", error);
+    dir = error ? std::filesystem::path(argv0).parent_path() : self.parent_path();
+  }
+  if (dir.empty()) dir = ".";
+  std::string out = std::filesystem::absolute(dir).lexically_normal().string();
+  if (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
 }
 
 uint64_t RssBytes(pid_t pid) {
@@ -87,9 +95,16 @@ void Report::Print() const {
   // An empty row ends a table: each table has its own column widths and a
   // rule under its first (header) row.
   size_t block_start = 0;
-  while (block_start < rows_.size()) {
+  bool printed_a_table = false;
+  for (; block_start < rows_.size();) {
     size_t block_end = block_start;
     while (block_end < rows_.size() && !rows_[block_end].empty()) ++block_end;
+    if (block_end == block_start) {  // several empty rows in a row
+      ++block_start;
+      continue;
+    }
+    if (printed_a_table) std::cout << "\n";
+    printed_a_table = true;
     std::vector<size_t> widths;
     for (size_t r = block_start; r < block_end; ++r) {
       widths.resize(std::max(widths.size(), rows_[r].size()), 0);
@@ -119,7 +134,6 @@ void Report::Print() const {
         std::cout << std::string(total - 2, '-') << "\n";
       }
     }
-    if (block_end < rows_.size()) std::cout << "\n";
     block_start = block_end + 1;
   }
   std::string json = absl::StrCat("{\"bench\":\"", bench_, "\"");

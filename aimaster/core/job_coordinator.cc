@@ -286,7 +286,8 @@ absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
   absl::StatusOr<Session*> s = LiveSession(session, now);
   if (!s.ok()) return s.status();
   AcquireResult result;
-  RecordProgressLocked(session, **s, progress, now, nullptr);
+  // Like a heartbeat, an acquire listing a lease that is gone is told to drop it.
+  RecordProgressLocked(session, **s, progress, now, &result.commands);
   result.durable_seq = ConfirmLocked(session, **s, published, now);
   result.commit_results = DecideCommits(session, commits, now);
   result.confirmed = TakeDurableAcks(**s);
@@ -303,8 +304,9 @@ absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
   if (leased.empty() && table_.LeaseCount(session) == 0) {
     // Idle with nothing left to hand out: take a shard another worker has
     // prefetched but will not start for a while (no work is lost). The holder
-    // hears of it in the answer to its next commit or acquire, which comes
-    // before it would start the shard.
+    // hears of it in the answer to its next call (usually the commit of the
+    // shard it is running, before it starts the next one); should it start
+    // the shard anyway, the first commit wins.
     if (std::optional<absl::Duration> median = table_.MedianShardTime()) {
       if (std::optional<uint64_t> id = table_.PickStealable(session, *median, now)) {
         RevokedLease revoked;
@@ -387,6 +389,7 @@ absl::StatusOr<FailResult> JobCoordinator::Fail(SessionId session, LeaseRef leas
   result.quarantined = !outcome->quarantined.empty();
   result.failures = outcome->failures;
   result.durable_seq = JournalFailures(*outcome);
+  TakePendingCommands(**s, &result.commands);
   ++work_epoch_;
   MaybeEndLocked(now);
   return result;

@@ -149,6 +149,7 @@ struct CommitResults {
 struct FailResult {
   bool quarantined = false;
   uint32_t failures = 0;
+  std::vector<WorkerCommand> commands;
   uint64_t durable_seq = 0;
 };
 

@@ -115,7 +115,9 @@ grpc::ServerUnaryReactor* AimasterService::AcquireShards(
   durability_->RequestSync(result->durable_seq);
   FillAcquire(*result, response);
   const absl::Duration wait = std::min(FromProto(request->wait()), kMaxWait);
-  if (result->outcome == AcquireOutcome::kWait && wait > absl::ZeroDuration()) {
+  // Cancellations go out at once rather than after a long poll.
+  if (result->outcome == AcquireOutcome::kWait && wait > absl::ZeroDuration() &&
+      result->commands.empty()) {
     absl::Time deadline = absl::Now() + wait;
     const absl::Time client_deadline = absl::FromChrono(ctx->deadline());
     deadline = std::min(deadline, client_deadline - kDeadlineMargin);
@@ -153,7 +155,10 @@ void AimasterService::RetryParked() {
       p.reactor->Finish(ToGrpcStatus(result.status()));
       continue;
     }
-    if (result->outcome == AcquireOutcome::kWait && p.deadline > now) {
+    if (result->outcome == AcquireOutcome::kWait && p.deadline > now &&
+        result->commands.empty()) {
+      // Acknowledgements this try took ride on the eventual answer.
+      for (const LeaseRef& l : result->confirmed) ToProto(l, p.response->add_confirmed());
       p.epoch = epoch;
       still_waiting.push_back(p);
       continue;
@@ -238,6 +243,7 @@ grpc::ServerUnaryReactor* AimasterService::FailShard(grpc::CallbackServerContext
   response->set_outcome(result->quarantined ? v1::FailShardResponse::QUARANTINED
                                             : v1::FailShardResponse::REQUEUED);
   response->set_failures(result->failures);
+  for (const WorkerCommand& c : result->commands) ToProto(c, response->add_commands());
   FinishAfterDurable(reactor, result->durable_seq);
   // The shard went back to the queue: a parked acquire may take it now.
   RetryParked();

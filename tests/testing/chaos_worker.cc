@@ -132,7 +132,12 @@ void ChaosWorker::Heartbeat() {
     return stub_->Heartbeat(ctx, req, &resp);
   });
   Acknowledge(resp.confirmed());
-  for (const v1::WorkerCommand& c : resp.commands()) {
+  HandleCommands(resp.commands());
+}
+
+void ChaosWorker::HandleCommands(
+    const google::protobuf::RepeatedPtrField<v1::WorkerCommand>& commands) {
+  for (const v1::WorkerCommand& c : commands) {
     if (c.kind() == v1::WorkerCommand::CANCEL_SHARD) {
       held_.erase({c.lease().shard_id(), c.lease().attempt()});
     } else if (c.kind() == v1::WorkerCommand::STOP) {
@@ -192,6 +197,8 @@ bool ChaosWorker::ProcessShard(const v1::Shard& shard) {
     return stub_->CommitShard(ctx, req, &resp);
   });
   if (!ok) return false;
+  Acknowledge(resp.confirmed());
+  HandleCommands(resp.commands());
   if (resp.results_size() == 1 &&
       resp.results(0).decision() == v1::CommitResult::GRANTED && held_.count(key) > 0) {
     std::filesystem::rename(staging, options_.output_dir + "/" + shard.output_name());
@@ -228,6 +235,7 @@ bool ChaosWorker::Run() {
     });
     if (!ok) return ended_;
     Acknowledge(resp.confirmed());
+    HandleCommands(resp.commands());
     if (resp.outcome() == v1::AcquireShardsResponse::END) {
       ended_ = true;
       job_succeeded_ = resp.job_succeeded();

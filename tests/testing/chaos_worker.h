@@ -72,6 +72,9 @@ class ChaosWorker {
   // Forgets published leases whose confirmation the master made durable.
   void Acknowledge(const google::protobuf::RepeatedPtrField<v1::LeaseRef>& confirmed);
   void Heartbeat();
+  // Cancellations drop held leases; STOP ends the run.
+  void HandleCommands(
+      const google::protobuf::RepeatedPtrField<v1::WorkerCommand>& commands);
   bool ProcessShard(const v1::Shard& shard);
   std::string Key(uint64_t id, uint32_t attempt) const;
 

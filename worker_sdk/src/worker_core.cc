@@ -554,10 +554,14 @@ grpc::Status WorkerCore::ReportFailure(const LeaseKey& key, const absl::Status& 
     req.set_session_id(session);
     SetLease(key, req.mutable_lease());
     req.set_error(error.ToString());
+    resp.Clear();
     return stub_->FailShard(ctx, req, &resp);
   });
-  absl::MutexLock lock(&mu_);
-  DropLocked(key, cancelled);
+  {
+    absl::MutexLock lock(&mu_);
+    DropLocked(key, cancelled);
+  }
+  if (s.ok()) HandleCommands(resp.commands());
   return s;
 }
 

@@ -1123,6 +1123,29 @@ TEST_F(CoordinatorStealTest, TheHolderHearsOfTheStealInItsNextAcquireAnswer) {
   EXPECT_EQ(r->commands[0].lease, prefetched_);
 }
 
+TEST_F(CoordinatorStealTest, TheHolderHearsOfTheStealWhenItsRunningShardFails) {
+  ASSERT_THAT(Ids(AcquireShards(idle_, 1, publish_)), ElementsAre(1));
+  absl::StatusOr<FailResult> failed =
+      coordinator_->Fail(holder_, running_, "model crashed");
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  ASSERT_EQ(failed->commands.size(), 1u);
+  EXPECT_EQ(failed->commands[0].lease, prefetched_);
+}
+
+TEST_F(CoordinatorStealTest, AnAcquireListingALeaseThatIsGoneIsToldToDropIt) {
+  ASSERT_THAT(Ids(AcquireShards(idle_, 1, publish_)), ElementsAre(1));
+  // The queued cancellation went out with a heartbeat whose answer was lost.
+  ASSERT_NE(FindCommand(Heartbeat(holder_), WorkerCommand::Kind::kCancelShard), nullptr);
+  ProgressReport still_held{prefetched_, 0, 0};
+  still_held.started = false;
+  absl::StatusOr<AcquireResult> r =
+      coordinator_->Acquire(holder_, 1, {}, {{running_, 0, 0}, still_held});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->commands.size(), 1u);
+  EXPECT_EQ(r->commands[0].kind, WorkerCommand::Kind::kCancelShard);
+  EXPECT_EQ(r->commands[0].lease, prefetched_);
+}
+
 TEST_F(CoordinatorStealTest, NothingIsStolenWhileTheHolderIsAboutToStartIt) {
   // Shard 0 is nearly done: its holder will start shard 1 sooner than a
   // median shard time, so taking it would gain nothing.
