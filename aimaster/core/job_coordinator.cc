@@ -346,8 +346,8 @@ absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
   // and must not be answered with CANCEL_SHARD.
   RecordProgressLocked(session, **s, progress, now, &result.commands);
   result.durable_seq = ConfirmLocked(session, **s, published, now);
-  // ConfirmLocked may queue commands for this very session.
-  Session& me = sessions_.at(session);
+  Session& me = **s;
+  // After ConfirmLocked, which may queue commands for this very session.
   TakePendingCommands(me, &result.commands);
   result.confirmed = TakeDurableAcks(me);
   MaybeEndLocked(now);

@@ -13,6 +13,11 @@ constexpr absl::Duration kMaxWait = absl::Seconds(30);
 // Answer a little before the client's own deadline so it gets WAIT, not an error.
 constexpr absl::Duration kDeadlineMargin = absl::Milliseconds(100);
 
+// A WAIT may be held back until work appears; cancellations go out at once.
+bool WorthParking(const AcquireResult& result) {
+  return result.outcome == AcquireOutcome::kWait && result.commands.empty();
+}
+
 }  // namespace
 
 AimasterService::AimasterService(JobCoordinator* coordinator, DurabilityQueue* durability)
@@ -64,7 +69,12 @@ grpc::ServerUnaryReactor* AimasterService::RegisterWorker(
 
 void AimasterService::FillAcquire(const AcquireResult& result,
                                   v1::AcquireShardsResponse* response) const {
-  response->Clear();
+  // The outcome replaces an earlier try's; what a try handed over is kept.
+  response->clear_outcome();
+  response->clear_shards();
+  response->clear_retry_after();
+  response->clear_job_succeeded();
+  response->clear_end_reason();
   switch (result.outcome) {
     case AcquireOutcome::kShards:
       response->set_outcome(v1::AcquireShardsResponse::SHARDS);
@@ -115,9 +125,7 @@ grpc::ServerUnaryReactor* AimasterService::AcquireShards(
   durability_->RequestSync(result->durable_seq);
   FillAcquire(*result, response);
   const absl::Duration wait = std::min(FromProto(request->wait()), kMaxWait);
-  // Cancellations go out at once rather than after a long poll.
-  if (result->outcome == AcquireOutcome::kWait && wait > absl::ZeroDuration() &&
-      result->commands.empty()) {
+  if (WorthParking(*result) && wait > absl::ZeroDuration()) {
     absl::Time deadline = absl::Now() + wait;
     const absl::Time client_deadline = absl::FromChrono(ctx->deadline());
     deadline = std::min(deadline, client_deadline - kDeadlineMargin);
@@ -155,23 +163,12 @@ void AimasterService::RetryParked() {
       p.reactor->Finish(ToGrpcStatus(result.status()));
       continue;
     }
-    if (result->outcome == AcquireOutcome::kWait && p.deadline > now &&
-        result->commands.empty()) {
-      // Acknowledgements this try took ride on the eventual answer.
-      for (const LeaseRef& l : result->confirmed) ToProto(l, p.response->add_confirmed());
+    FillAcquire(*result, p.response);
+    if (WorthParking(*result) && p.deadline > now) {
       p.epoch = epoch;
       still_waiting.push_back(p);
       continue;
     }
-    // Keep what the first try decided and handed over: commit decisions,
-    // acknowledgements and commands are not repeated by a later try.
-    v1::AcquireShardsResponse first;
-    first.Swap(p.response);
-    FillAcquire(*result, p.response);
-    *p.response->mutable_commit_results() = std::move(*first.mutable_commit_results());
-    for (v1::LeaseRef& l : *first.mutable_confirmed()) *p.response->add_confirmed() = l;
-    for (v1::WorkerCommand& c : *first.mutable_commands())
-      *p.response->add_commands() = c;
     p.reactor->Finish(grpc::Status::OK);
   }
   if (!still_waiting.empty()) {

@@ -55,7 +55,9 @@ class AimasterService final : public v1::AIMaster::CallbackService {
     // The coordinator's work epoch when it last answered WAIT.
     uint64_t epoch;
   };
-  // Fills `response` from `result`; returns false for a WAIT worth parking.
+  // Writes `result` into `response`. The outcome replaces an earlier try's;
+  // commit decisions, acknowledgements and commands add to what earlier tries
+  // of the same long-polled call handed over.
   void FillAcquire(const AcquireResult& result,
                    v1::AcquireShardsResponse* response) const;
   void FinishAfterDurable(grpc::ServerUnaryReactor* reactor, uint64_t seq);

@@ -2,8 +2,10 @@
 // codes, long-poll, heartbeat commands, and the Admin service.
 #include <grpcpp/client_context.h>
 
+#include <chrono>
 #include <future>
 #include <set>
+#include <thread>
 
 #include "elasticbatch/v1/admin.grpc.pb.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
@@ -191,6 +193,61 @@ TEST_F(AimasterServiceTest, WaitWhenEverythingIsLeasedAndWakeOnRequeue) {
   ASSERT_EQ(got.outcome(), v1::AcquireShardsResponse::SHARDS);
   EXPECT_EQ(got.shards(0).shard_id(), 2u);
   EXPECT_EQ(got.shards(0).attempt(), 2u);
+}
+
+TEST_F(AimasterServiceTest, AParkedAcquireKeepsTheCommitDecisionsOfItsFirstTry) {
+  const uint64_t a = Register(0);
+  const uint64_t b = Register(1);
+  v1::AcquireShardsResponse mine, rest;
+  ASSERT_TRUE(Acquire(b, 1, &mine).ok());
+  ASSERT_EQ(mine.shards_size(), 1);
+  ASSERT_TRUE(Acquire(a, 10, &rest).ok());
+  ASSERT_EQ(rest.shards_size(), 3);
+
+  // B asks to commit its shard and long-polls for more: the commit is decided
+  // at once, the acquire waits for work.
+  auto parked = std::async(std::launch::async, [&] {
+    v1::AcquireShardsRequest req;
+    req.set_session_id(b);
+    req.set_max_shards(1);
+    req.mutable_wait()->set_seconds(20);
+    v1::ShardCompletion* c = req.add_commits();
+    *c->mutable_lease() = Lease(mine.shards(0));
+    c->set_records(3);
+    v1::AcquireShardsResponse r;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub_->AcquireShards(&ctx, req, &r).ok());
+    return r;
+  });
+  // Wait (bounded) until the grant is visible, so the acquire has parked or is parking.
+  bool granted = false;
+  for (int i = 0; i < 10000 && !granted; ++i) {
+    v1::ListShardsRequest req;
+    req.set_filter(v1::ListShardsRequest::ACTIVE);
+    v1::ListShardsResponse shards;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(admin_->ListShards(&ctx, req, &shards).ok());
+    for (const v1::ShardInfo& info : shards.shards()) {
+      for (const v1::ShardLeaseInfo& l : info.leases()) granted |= l.commit_granted();
+    }
+    if (!granted) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(granted);
+
+  v1::FailShardRequest fail;
+  fail.set_session_id(a);
+  *fail.mutable_lease() = Lease(rest.shards(0));
+  fail.set_error("model crashed");
+  v1::FailShardResponse fail_resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->FailShard(&ctx, fail, &fail_resp).ok());
+
+  v1::AcquireShardsResponse got = parked.get();
+  ASSERT_EQ(got.outcome(), v1::AcquireShardsResponse::SHARDS);
+  EXPECT_EQ(got.shards(0).shard_id(), rest.shards(0).shard_id());
+  ASSERT_EQ(got.commit_results_size(), 1);
+  EXPECT_EQ(got.commit_results(0).lease().shard_id(), mine.shards(0).shard_id());
+  EXPECT_EQ(got.commit_results(0).decision(), v1::CommitResult::GRANTED);
 }
 
 TEST_F(AimasterServiceTest, CommitDecisionsAndHeartbeatCommands) {
