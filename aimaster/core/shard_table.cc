@@ -78,6 +78,13 @@ void ShardTable::Enqueue(uint64_t id, ActiveShard& shard) {
   requeue_.push_back(id);
 }
 
+void ShardTable::ForgetHeld(SessionId session, uint64_t id) {
+  auto s = by_session_.find(session);
+  if (s == by_session_.end()) return;
+  s->second.erase(id);
+  if (s->second.empty()) by_session_.erase(s);
+}
+
 void ShardTable::DropLease(uint64_t id, ActiveShard& shard, size_t index,
                            const std::string& reason) {
   const Lease lease = shard.leases[index];
@@ -85,11 +92,7 @@ void ShardTable::DropLease(uint64_t id, ActiveShard& shard, size_t index,
   if (lease.speculative) --speculative_leases_;
   if (shard.gone.size() >= kMaxTombstones) shard.gone.erase(shard.gone.begin());
   shard.gone.push_back({lease.attempt, reason});
-  auto s = by_session_.find(lease.session);
-  if (s != by_session_.end()) {
-    s->second.erase(id);
-    if (s->second.empty()) by_session_.erase(s);
-  }
+  ForgetHeld(lease.session, id);
   if (shard.leases.empty()) {
     --leased_shards_;
     Enqueue(id, shard);
@@ -238,11 +241,7 @@ PublishedShard ShardTable::CommitLocked(uint64_t id, size_t winner, absl::Time /
       absl::StrCat("attempt ", w.attempt, " of shard ", id, " committed first");
   for (const Lease& l : shard.leases) {
     if (l.speculative) --speculative_leases_;
-    auto s = by_session_.find(l.session);
-    if (s != by_session_.end()) {
-      s->second.erase(id);
-      if (s->second.empty()) by_session_.erase(s);
-    }
+    ForgetHeld(l.session, id);
     if (l.attempt != w.attempt)
       out.revoked.push_back({l.session, {id, l.attempt}, reason});
   }
@@ -273,11 +272,7 @@ void ShardTable::Quarantine(uint64_t id, FailOutcome* outcome) {
   const std::string reason = absl::StrCat("shard ", id, " was quarantined");
   for (const Lease& l : shard.leases) {
     if (l.speculative) --speculative_leases_;
-    auto s = by_session_.find(l.session);
-    if (s != by_session_.end()) {
-      s->second.erase(id);
-      if (s->second.empty()) by_session_.erase(s);
-    }
+    ForgetHeld(l.session, id);
     outcome->revoked.push_back({l.session, {id, l.attempt}, reason});
   }
   if (!shard.leases.empty()) --leased_shards_;

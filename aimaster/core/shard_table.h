@@ -227,6 +227,8 @@ class ShardTable {
   void MarkDone(uint64_t id);
   LeasedShard LeaseLocked(uint64_t id, ActiveShard& shard, SessionId session,
                           absl::Time now, bool speculative);
+  // Removes `id` from the shards `session` holds (by_session_).
+  void ForgetHeld(SessionId session, uint64_t id);
   // Removes leases[index], remembering `reason`; requeues the shard when no
   // lease is left.
   void DropLease(uint64_t id, ActiveShard& shard, size_t index,

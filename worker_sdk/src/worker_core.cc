@@ -123,10 +123,14 @@ void WorkerCore::Stop() {
   }
 }
 
-bool WorkerCore::SleepUnlessStopped(absl::Duration d) {
+bool WorkerCore::BackOffUnlessStopped(absl::Duration* backoff) {
   absl::MutexLock lock(&mu_);
+  // Full jitter: a uniform wait in [0, backoff], so restarted workers spread out.
+  const absl::Duration wait = absl::Nanoseconds(static_cast<int64_t>(
+      rng_() % static_cast<uint64_t>(absl::ToInt64Nanoseconds(*backoff) + 1)));
+  *backoff = std::min(*backoff * 2, options_.max_backoff);
   auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-  return !mu_.AwaitWithTimeout(absl::Condition(&stop), d);
+  return !mu_.AwaitWithTimeout(absl::Condition(&stop), wait);
 }
 
 bool WorkerCore::JobEndedOnDisk() {
@@ -175,14 +179,7 @@ grpc::Status WorkerCore::Register(uint64_t stale_session) {
     if (!Transient(s.error_code())) return s;
     if (JobEndedOnDisk() || absl::Now() - started > options_.master_lost_timeout)
       return s;
-    absl::Duration sleep;
-    {
-      absl::MutexLock lock(&mu_);
-      sleep = absl::Nanoseconds(static_cast<int64_t>(
-          rng_() % static_cast<uint64_t>(absl::ToInt64Nanoseconds(backoff) + 1)));
-    }
-    if (!SleepUnlessStopped(sleep)) return s;
-    backoff = std::min(backoff * 2, options_.max_backoff);
+    if (!BackOffUnlessStopped(&backoff)) return s;
   }
   absl::MutexLock lock(&mu_);
   if (input_channel_.empty()) {
@@ -235,14 +232,7 @@ grpc::Status WorkerCore::CallMaster(
           absl::StrCat("the master at ", options_.master_address, " was unreachable for ",
                        absl::FormatDuration(now - lost_since), ": ", s.error_message()));
     }
-    absl::Duration sleep;
-    {
-      absl::MutexLock lock(&mu_);
-      sleep = absl::Nanoseconds(static_cast<int64_t>(
-          rng_() % static_cast<uint64_t>(absl::ToInt64Nanoseconds(backoff) + 1)));
-    }
-    if (!SleepUnlessStopped(sleep)) return s;
-    backoff = std::min(backoff * 2, options_.max_backoff);
+    if (!BackOffUnlessStopped(&backoff)) return s;
   }
 }
 

@@ -83,8 +83,9 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
       const std::function<grpc::Status(grpc::ClientContext*, uint64_t session)>& rpc);
   // Registers (again). `stale_session`: only if the session is still this one.
   grpc::Status Register(uint64_t stale_session);
-  // Sleeps up to `d` unless Stop() is called; false when stopping.
-  bool SleepUnlessStopped(absl::Duration d);
+  // Waits a random time up to `*backoff` unless Stop() is called, and doubles
+  // `*backoff` up to max_backoff; false when stopping.
+  bool BackOffUnlessStopped(absl::Duration* backoff);
   // _SUCCESS or _FAILED in the output channel: the job is over.
   bool JobEndedOnDisk();
 
