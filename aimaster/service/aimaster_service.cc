@@ -107,17 +107,12 @@ grpc::ServerUnaryReactor* AimasterService::AcquireShards(
     grpc::CallbackServerContext* ctx, const v1::AcquireShardsRequest* request,
     v1::AcquireShardsResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  std::vector<CommitRequest> commits;
-  commits.reserve(static_cast<size_t>(request->commits_size()));
-  for (const v1::ShardCompletion& c : request->commits()) {
-    commits.push_back({FromProto(c.lease()), c.records()});
-  }
   // Read before asking: work that appears after this read wakes the call even
   // if it appears before the call is parked.
   const uint64_t epoch = coordinator_->work_epoch();
   absl::StatusOr<AcquireResult> result = coordinator_->Acquire(
       request->session_id(), request->max_shards(), FromProto(request->published()),
-      FromProto(request->progress()), commits);
+      FromProto(request->progress()), FromProto(request->commits()));
   if (!result.ok()) {
     reactor->Finish(ToGrpcStatus(result.status()));
     return reactor;
@@ -208,13 +203,9 @@ grpc::ServerUnaryReactor* AimasterService::CommitShard(
     grpc::CallbackServerContext* ctx, const v1::CommitShardRequest* request,
     v1::CommitShardResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  std::vector<CommitRequest> commits;
-  commits.reserve(static_cast<size_t>(request->commits_size()));
-  for (const v1::ShardCompletion& c : request->commits()) {
-    commits.push_back({FromProto(c.lease()), c.records()});
-  }
-  absl::StatusOr<CommitResults> result = coordinator_->Commit(
-      request->session_id(), commits, FromProto(request->published()));
+  absl::StatusOr<CommitResults> result =
+      coordinator_->Commit(request->session_id(), FromProto(request->commits()),
+                           FromProto(request->published()));
   if (!result.ok()) {
     reactor->Finish(ToGrpcStatus(result.status()));
     return reactor;

@@ -45,7 +45,17 @@ inline std::vector<ProgressReport> FromProto(
   std::vector<ProgressReport> out;
   out.reserve(static_cast<size_t>(progress.size()));
   for (const v1::ShardProgress& p : progress) {
-    out.push_back({FromProto(p.lease()), p.records_done(), p.units_done()});
+    out.push_back({FromProto(p.lease()), p.records_done(), p.units_done(), p.started()});
+  }
+  return out;
+}
+
+inline std::vector<CommitRequest> FromProto(
+    const google::protobuf::RepeatedPtrField<v1::ShardCompletion>& commits) {
+  std::vector<CommitRequest> out;
+  out.reserve(static_cast<size_t>(commits.size()));
+  for (const v1::ShardCompletion& c : commits) {
+    out.push_back({FromProto(c.lease()), c.records()});
   }
   return out;
 }

@@ -312,10 +312,11 @@ TEST_F(RunTest, InstancesNotYetStartedAreNeverStarted) {
 }
 
 TEST_F(RunTest, AStragglersShardIsDuplicatedAndTheDuplicateWins) {
-  // Worker 0 takes 10x as long per shard as the others.
+  // Worker 0 takes 10x as long per shard as the others. No prefetching, so
+  // nothing unstarted can be handed over instead: only a duplicate helps.
   const std::string cmd =
       Script("if [ \"$INDEX\" = 0 ]; then export DELAY=3; else export DELAY=0.3; fi",
-             "sleep $DELAY; cat");
+             "sleep $DELAY; cat", "--prefetch=0");
   auto r = Run({"--workers=3", "--shard-bytes=600"}, cmd);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // The straggler lost a shard it was working on to a speculative duplicate...
@@ -332,14 +333,35 @@ TEST_F(RunTest, AStragglersShardIsDuplicatedAndTheDuplicateWins) {
 }
 
 TEST_F(RunTest, WithoutSpeculationTheStragglerFinishesItsOwnShards) {
+  // No prefetching: nothing unstarted can be handed over either.
   const std::string cmd =
       Script("if [ \"$INDEX\" = 0 ]; then export DELAY=2; else export DELAY=0.2; fi",
-             "sleep $DELAY; cat");
+             "sleep $DELAY; cat", "--prefetch=0");
   auto r = Run({"--workers=3", "--shard-bytes=600", "--no-speculation"}, cmd);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(testing::ReadFileOrEmpty(job() + "/logs/worker-0-0.log"),
               ::testing::Not(HasSubstr("lease lost")));
   for (const auto& [shard, attempt, worker] : Manifest()) EXPECT_EQ(attempt, 1);
+  ExpectEveryRecordExactlyOnce();
+}
+
+TEST_F(RunTest, AnIdleWorkerTakesAShardTheStragglerPrefetchedButNeverStarted) {
+  // Worker 0 takes 10x as long per shard and holds one prefetched shard; the
+  // others run out of work long before it would start that shard.
+  const std::string cmd =
+      Script("if [ \"$INDEX\" = 0 ]; then export DELAY=2; else export DELAY=0.2; fi",
+             "sleep $DELAY; cat");
+  auto r = Run({"--workers=3", "--shard-bytes=600", "--no-speculation"}, cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The straggler lost no shard it had started...
+  EXPECT_THAT(testing::ReadFileOrEmpty(job() + "/logs/worker-0-0.log"),
+              ::testing::Not(HasSubstr("lease lost")));
+  // ...and another worker committed a second attempt of one of its shards.
+  bool handed_over = false;
+  for (const auto& [shard, attempt, worker] : Manifest()) {
+    if (attempt >= 2 && worker != 0) handed_over = true;
+  }
+  EXPECT_TRUE(handed_over);
   ExpectEveryRecordExactlyOnce();
 }
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <future>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -248,6 +249,46 @@ TEST_F(AimasterServiceTest, AParkedAcquireKeepsTheCommitDecisionsOfItsFirstTry) 
   ASSERT_EQ(got.commit_results_size(), 1);
   EXPECT_EQ(got.commit_results(0).lease().shard_id(), mine.shards(0).shard_id());
   EXPECT_EQ(got.commit_results(0).decision(), v1::CommitResult::GRANTED);
+}
+
+TEST_F(AimasterServiceTest, AWorkerThatDiesCountsAFailureOnlyForTheShardItStarted) {
+  const uint64_t a = Register(0);
+  v1::AcquireShardsResponse got;
+  ASSERT_TRUE(Acquire(a, 2, &got).ok());
+  ASSERT_EQ(got.shards_size(), 2);
+  v1::HeartbeatRequest hb;
+  hb.set_session_id(a);
+  v1::ShardProgress* running = hb.add_progress();
+  *running->mutable_lease() = Lease(got.shards(0));
+  running->set_started(true);
+  v1::ShardProgress* prefetched = hb.add_progress();
+  *prefetched->mutable_lease() = Lease(got.shards(1));
+  prefetched->set_started(false);
+  v1::HeartbeatResponse hb_resp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Heartbeat(&ctx, hb, &hb_resp).ok());
+  }
+  // Another process takes over instance 0: the old one died holding both.
+  v1::RegisterWorkerRequest again;
+  again.set_task_type("worker");
+  again.set_task_index(0);
+  again.set_pid(999);
+  v1::RegisterWorkerResponse again_resp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->RegisterWorker(&ctx, again, &again_resp).ok());
+  }
+  v1::ListShardsRequest req;
+  req.set_filter(v1::ListShardsRequest::ACTIVE);
+  v1::ListShardsResponse shards;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(admin_->ListShards(&ctx, req, &shards).ok());
+  std::map<uint64_t, uint32_t> failures;
+  for (const v1::ShardInfo& info : shards.shards())
+    failures[info.shard().shard_id()] = info.failures();
+  EXPECT_EQ(failures[got.shards(0).shard_id()], 1u);
+  EXPECT_EQ(failures[got.shards(1).shard_id()], 0u);
 }
 
 TEST_F(AimasterServiceTest, CommitDecisionsAndHeartbeatCommands) {
