@@ -66,6 +66,26 @@ class AimasterServiceTest : public ::testing::Test {
     return l;
   }
 
+  v1::FailShardResponse Fail(uint64_t session, const v1::Shard& s) {
+    v1::FailShardRequest req;
+    req.set_session_id(session);
+    *req.mutable_lease() = Lease(s);
+    req.set_error("model crashed");
+    v1::FailShardResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub_->FailShard(&ctx, req, &resp).ok());
+    return resp;
+  }
+
+  v1::ListShardsResponse ActiveShards() {
+    v1::ListShardsRequest req;
+    req.set_filter(v1::ListShardsRequest::ACTIVE);
+    v1::ListShardsResponse shards;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(admin_->ListShards(&ctx, req, &shards).ok());
+    return shards;
+  }
+
   v1::CommitResult::Decision Commit(uint64_t session, const v1::Shard& s) {
     v1::CommitShardRequest req;
     req.set_session_id(session);
@@ -181,13 +201,7 @@ TEST_F(AimasterServiceTest, WaitWhenEverythingIsLeasedAndWakeOnRequeue) {
     EXPECT_TRUE(Acquire(b, 1, &r, {}, /*wait_ms=*/20000).ok());
     return r;
   });
-  v1::FailShardRequest fail;
-  fail.set_session_id(a);
-  *fail.mutable_lease() = Lease(all.shards(2));
-  fail.set_error("model crashed");
-  v1::FailShardResponse fail_resp;
-  grpc::ClientContext ctx;
-  ASSERT_TRUE(stub_->FailShard(&ctx, fail, &fail_resp).ok());
+  const v1::FailShardResponse fail_resp = Fail(a, all.shards(2));
   EXPECT_EQ(fail_resp.outcome(), v1::FailShardResponse::REQUEUED);
   EXPECT_EQ(fail_resp.failures(), 1u);
   v1::AcquireShardsResponse got = parked.get();
@@ -223,25 +237,15 @@ TEST_F(AimasterServiceTest, AParkedAcquireKeepsTheCommitDecisionsOfItsFirstTry) 
   // Wait (bounded) until the grant is visible, so the acquire has parked or is parking.
   bool granted = false;
   for (int i = 0; i < 10000 && !granted; ++i) {
-    v1::ListShardsRequest req;
-    req.set_filter(v1::ListShardsRequest::ACTIVE);
-    v1::ListShardsResponse shards;
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(admin_->ListShards(&ctx, req, &shards).ok());
-    for (const v1::ShardInfo& info : shards.shards()) {
+    const v1::ListShardsResponse active = ActiveShards();
+    for (const v1::ShardInfo& info : active.shards()) {
       for (const v1::ShardLeaseInfo& l : info.leases()) granted |= l.commit_granted();
     }
     if (!granted) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ASSERT_TRUE(granted);
 
-  v1::FailShardRequest fail;
-  fail.set_session_id(a);
-  *fail.mutable_lease() = Lease(rest.shards(0));
-  fail.set_error("model crashed");
-  v1::FailShardResponse fail_resp;
-  grpc::ClientContext ctx;
-  ASSERT_TRUE(stub_->FailShard(&ctx, fail, &fail_resp).ok());
+  Fail(a, rest.shards(0));
 
   v1::AcquireShardsResponse got = parked.get();
   ASSERT_EQ(got.outcome(), v1::AcquireShardsResponse::SHARDS);
@@ -279,13 +283,9 @@ TEST_F(AimasterServiceTest, AWorkerThatDiesCountsAFailureOnlyForTheShardItStarte
     grpc::ClientContext ctx;
     ASSERT_TRUE(stub_->RegisterWorker(&ctx, again, &again_resp).ok());
   }
-  v1::ListShardsRequest req;
-  req.set_filter(v1::ListShardsRequest::ACTIVE);
-  v1::ListShardsResponse shards;
-  grpc::ClientContext ctx;
-  ASSERT_TRUE(admin_->ListShards(&ctx, req, &shards).ok());
   std::map<uint64_t, uint32_t> failures;
-  for (const v1::ShardInfo& info : shards.shards())
+  const v1::ListShardsResponse active = ActiveShards();
+  for (const v1::ShardInfo& info : active.shards())
     failures[info.shard().shard_id()] = info.failures();
   EXPECT_EQ(failures[got.shards(0).shard_id()], 1u);
   EXPECT_EQ(failures[got.shards(1).shard_id()], 0u);
@@ -332,13 +332,7 @@ TEST_F(AimasterServiceTest, AdminShowsProgressAndStopEndsTheJob) {
   EXPECT_EQ(status.leased_shards(), 2u);
   EXPECT_EQ(status.pending_shards(), 2u);
 
-  v1::ListShardsRequest req;
-  req.set_filter(v1::ListShardsRequest::ACTIVE);
-  v1::ListShardsResponse shards;
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(admin_->ListShards(&ctx, req, &shards).ok());
-  }
+  const v1::ListShardsResponse shards = ActiveShards();
   ASSERT_EQ(shards.shards_size(), 2);
   EXPECT_EQ(shards.shards(0).state(), v1::SHARD_STATE_LEASED);
   ASSERT_EQ(shards.shards(0).leases_size(), 1);
