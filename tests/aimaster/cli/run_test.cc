@@ -346,10 +346,10 @@ TEST_F(RunTest, WithoutSpeculationTheStragglerFinishesItsOwnShards) {
 }
 
 TEST_F(RunTest, AnIdleWorkerTakesAShardTheStragglerPrefetchedButNeverStarted) {
-  // Worker 0 takes 10x as long per shard and holds one prefetched shard; the
-  // others run out of work long before it would start that shard.
+  // Worker 0 takes 20x as long per shard and holds one prefetched shard; the
+  // others run out of work (about 1 s) long before it would start that shard.
   const std::string cmd =
-      Script("if [ \"$INDEX\" = 0 ]; then export DELAY=2; else export DELAY=0.2; fi",
+      Script("if [ \"$INDEX\" = 0 ]; then export DELAY=4; else export DELAY=0.2; fi",
              "sleep $DELAY; cat");
   auto r = Run({"--workers=3", "--shard-bytes=600", "--no-speculation"}, cmd);
   ASSERT_EQ(r.exit_code, 0) << r.err;
