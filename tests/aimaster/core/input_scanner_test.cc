@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "subprocess.h"
@@ -124,14 +125,115 @@ TEST(InputScannerTest, SymlinkedDirectoriesAreFollowed) {
   EXPECT_THAT(List(dir.path() + "/in"), ElementsAre(Entry{"link/f", 3}));
 }
 
-TEST(InputScannerTest, DanglingSymlinksAreIgnored) {
+TEST(InputScannerTest, ADanglingSymlinkIsAnErrorNamingIt) {
   TempDir dir;
   WriteFileOrDie(dir.path() + "/in/a", "a");
-  WriteFileOrDie(dir.path() + "/in/z", "zz");
   std::filesystem::create_symlink(dir.path() + "/nowhere", dir.path() + "/in/m-dangling");
-  std::filesystem::create_symlink(dir.path() + "/nowhere",
-                                  dir.path() + "/in/zz-dangling");
-  EXPECT_THAT(List(dir.path() + "/in"), ElementsAre(Entry{"a", 1}, Entry{"z", 2}));
+  absl::StatusOr<std::vector<SourceFile>> files = ListSourceFiles(dir.path() + "/in");
+  ASSERT_FALSE(files.ok());
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(files.status().message()), HasSubstr("m-dangling"));
+  EXPECT_THAT(std::string(files.status().message()), HasSubstr("dangling"));
+  // A dangling link as the input itself says so too.
+  files = ListSourceFiles(dir.path() + "/in/m-dangling");
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kFailedPrecondition);
+  // Skipped names are never looked at.
+  std::filesystem::remove(dir.path() + "/in/m-dangling");
+  std::filesystem::create_symlink(dir.path() + "/nowhere", dir.path() + "/in/_old");
+  EXPECT_THAT(List(dir.path() + "/in"), ElementsAre(Entry{"a", 1}));
+}
+
+// The review's case: `self -> .` made one 6-byte file 41 shards.
+TEST(InputScannerTest, ALinkToItsOwnDirectoryIsALoopNotRepeatedData) {
+  TempDir dir;
+  WriteFileOrDie(dir.path() + "/in/data", "abcdef");
+  std::filesystem::create_directory_symlink(".", dir.path() + "/in/self");
+  absl::StatusOr<std::vector<SourceFile>> files = ListSourceFiles(dir.path() + "/in");
+  ASSERT_FALSE(files.ok());
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(files.status().message()), HasSubstr("loop"));
+  EXPECT_THAT(std::string(files.status().message()), HasSubstr("/in/self -> ."));
+}
+
+// `up -> ..` used to scan for a minute and grow to 335 MB.
+TEST(InputScannerTest, ALinkToAnAncestorOfTheInputIsALoop) {
+  TempDir dir;
+  WriteFileOrDie(dir.path() + "/in/sub/data", "abcdef");
+  std::filesystem::create_directory_symlink("../..", dir.path() + "/in/sub/up");
+  absl::StatusOr<std::vector<SourceFile>> files = ListSourceFiles(dir.path() + "/in");
+  ASSERT_FALSE(files.ok());
+  EXPECT_THAT(std::string(files.status().message()), HasSubstr("sub/up -> ../.."));
+  // Above the input itself, too.
+  std::filesystem::remove(dir.path() + "/in/sub/up");
+  std::filesystem::create_directory_symlink(dir.path(), dir.path() + "/in/sub/top");
+  files = ListSourceFiles(dir.path() + "/in");
+  ASSERT_FALSE(files.ok());
+  EXPECT_THAT(std::string(files.status().message()), HasSubstr("loop"));
+}
+
+TEST(InputScannerTest, SymlinksThatPointAtEachOtherAreAnError) {
+  TempDir dir;
+  WriteFileOrDie(dir.path() + "/in/data", "d");
+  std::filesystem::create_symlink("b", dir.path() + "/in/a");
+  std::filesystem::create_symlink("a", dir.path() + "/in/b");
+  absl::StatusOr<std::vector<SourceFile>> files = ListSourceFiles(dir.path() + "/in");
+  ASSERT_FALSE(files.ok());
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(files.status().message()), HasSubstr("/in/a"));
+}
+
+TEST(InputScannerTest, EveryRealFileIsListedOnceUnderItsFirstPath) {
+  TempDir dir;
+  const std::string in = dir.path() + "/in";
+  WriteFileOrDie(in + "/b/data", "0123");
+  WriteFileOrDie(in + "/c", "cc");
+  std::filesystem::create_symlink(in + "/b/data", in + "/z-link");        // file link
+  ASSERT_EQ(link((in + "/c").c_str(), (in + "/a-hardlink").c_str()), 0);  // hard link
+  std::filesystem::create_directory_symlink(in + "/b", in + "/y-dir");    // dir link
+  std::vector<std::string> duplicates;
+  ListOptions options;
+  options.duplicates = &duplicates;
+  absl::StatusOr<std::vector<SourceFile>> files = ListSourceFiles(in, options);
+  ASSERT_TRUE(files.ok()) << files.status();
+  std::vector<Entry> got;
+  for (const SourceFile& f : *files) got.push_back({f.path, f.size});
+  EXPECT_THAT(got, ElementsAre(Entry{"a-hardlink", 2}, Entry{"b/data", 4}));
+  EXPECT_THAT(duplicates,
+              ::testing::UnorderedElementsAre("c (same file as a-hardlink)",
+                                              "y-dir/ (a directory already listed)",
+                                              "z-link (same file as b/data)"));
+}
+
+TEST(InputScannerTest, SymlinkedFilesOutsideTheInputAreFollowed) {
+  TempDir dir;
+  WriteFileOrDie(dir.path() + "/elsewhere/f", "abc");
+  std::filesystem::create_directories(dir.path() + "/in");
+  std::filesystem::create_symlink(dir.path() + "/elsewhere/f", dir.path() + "/in/f");
+  EXPECT_THAT(List(dir.path() + "/in"), ElementsAre(Entry{"f", 3}));
+}
+
+TEST(InputScannerTest, AListingCanBeCancelled) {
+  TempDir dir;
+  for (int i = 0; i < 300; ++i) WriteFileOrDie(absl::StrCat(dir.path(), "/in/", i), "x");
+  int polls = 0;
+  ListOptions options;
+  options.cancelled = [&] { return ++polls > 2; };
+  absl::StatusOr<std::vector<SourceFile>> files =
+      ListSourceFiles(dir.path() + "/in", options);
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST(InputScannerTest, TooDeepANestingIsAnError) {
+  TempDir dir;
+  std::string deep = dir.path() + "/in";
+  for (int i = 0; i < 5; ++i) deep += "/d";
+  WriteFileOrDie(deep + "/f", "x");
+  ListOptions options;
+  options.max_depth = 3;
+  absl::StatusOr<std::vector<SourceFile>> files =
+      ListSourceFiles(dir.path() + "/in", options);
+  ASSERT_FALSE(files.ok());
+  EXPECT_THAT(std::string(files.status().message()), HasSubstr("deeper than 3"));
 }
 
 TEST(InputScannerTest, MissingPathIsNotFound) {
@@ -151,9 +253,12 @@ TEST(InputScannerTest, NeitherFileNorDirectoryIsAFailedPrecondition) {
   ASSERT_FALSE(files.ok());
   EXPECT_EQ(files.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(files.status().message()), HasSubstr(fifo));
-  // Inside a directory, non-regular files are ignored.
+  // Inside a directory, a fifo is an error naming it (reading it would hang).
   WriteFileOrDie(dir.path() + "/data", "d");
-  EXPECT_THAT(List(dir.path()), ElementsAre(Entry{"data", 1}));
+  files = ListSourceFiles(dir.path());
+  ASSERT_FALSE(files.ok());
+  EXPECT_EQ(files.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(files.status().message()), HasSubstr("is a fifo"));
 }
 
 TEST(InputScannerTest, UnreadableFileIsPermissionDenied) {
