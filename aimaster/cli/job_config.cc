@@ -241,10 +241,8 @@ absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clo
   job.journal = std::move(*journal);
   job.replay = job.journal->replay_stats();
 
-  CoordinatorOptions options = config.coordinator;
-  options.epoch = job.replay.previous_opens + 1;
   job.coordinator = std::make_unique<JobCoordinator>(clock, job.shards.get(),
-                                                     job.journal.get(), options);
+                                                     job.journal.get(), config.coordinator);
   for (const CommitRecord& c : commits) job.coordinator->RestoreCommitted(c);
   for (const QuarantineRecord& q : quarantines) job.coordinator->RestoreQuarantined(q);
   return job;

@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "random_id.h"
 
 namespace elasticbatch::aimaster {
 namespace {
@@ -12,8 +13,6 @@ namespace {
 constexpr absl::Duration kRateWindow = absl::Seconds(30);
 constexpr absl::Duration kWorkerRateSample = absl::Seconds(1);
 constexpr double kEwmaAlpha = 0.3;
-// Errors are kept verbatim up to this size (the tail is what explains them).
-constexpr size_t kMaxErrorBytes = 16 << 10;
 
 std::string CapError(const std::string& error) {
   if (error.size() <= kMaxErrorBytes) return error;
@@ -30,8 +29,8 @@ JobCoordinator::JobCoordinator(const Clock* clock, const ShardEnumerator* shards
       journal_(journal),
       options_(std::move(options)),
       started_at_(clock->Now()),
-      table_(shards, ShardTableOptions{options_.max_attempts}),
-      next_session_((options_.epoch << 32) + 1) {
+      table_(shards,
+             ShardTableOptions{std::min(options_.max_attempts, kMaxAttemptsLimit)}) {
   if (options_.fleet) fleet_.emplace(*options_.fleet);
 }
 
@@ -219,17 +218,24 @@ void JobCoordinator::RecordProgressLocked(SessionId id, Session& s,
 absl::StatusOr<Registration> JobCoordinator::Register(
     const WorkerIdentity& who, const std::vector<HeldLease>& held) {
   if (who.task_type != "worker") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown task type '", who.task_type, "' (expected 'worker')"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown task type '", who.task_type.substr(0, 64), "' (expected 'worker')"));
+  }
+  if (who.host.size() > kMaxHostBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("host name of ", who.host.size(),
+                                                   " bytes (at most ", kMaxHostBytes,
+                                                   " are accepted)"));
   }
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   Registration reg;
   uint64_t seq = 0;
+  SessionId id = RandomId64();
+  while (sessions_.contains(id)) id = RandomId64();
   if (fleet_) {
     std::vector<FleetDecision> stops;
     absl::Status admitted =
-        fleet_->OnRegistered(who.task_index, who.attempt, next_session_, now, &stops);
+        fleet_->OnRegistered(who.task_index, who.attempt, id, now, &stops);
     fleet_decisions_.insert(fleet_decisions_.end(), stops.begin(), stops.end());
     if (!admitted.ok()) return admitted;
   }
@@ -243,8 +249,8 @@ absl::StatusOr<Registration> JobCoordinator::Register(
     seq = std::max(seq, JournalFailures(released));
     ++work_epoch_;
   }
-  const SessionId id = next_session_++;
   Session& s = sessions_[id];
+  s.sequence = ++registrations_;
   s.who = who;
   s.registered_at = now;
   s.last_seen = now;
@@ -259,7 +265,7 @@ absl::StatusOr<Registration> JobCoordinator::Register(
       } else if (!table_.IsCommitted(h.lease.shard_id)) {
         reg.refused.push_back(h.lease);
       }
-    } else if (table_.Reclaim(id, h.lease, now)) {
+    } else if (table_.Reclaim(id, h.lease, h.started, now)) {
       reg.reclaimed.push_back(h.lease);
     } else {
       reg.refused.push_back(h.lease);
@@ -382,7 +388,7 @@ absl::StatusOr<FailResult> JobCoordinator::Fail(SessionId session, LeaseRef leas
   absl::StatusOr<Session*> s = LiveSession(session, now);
   if (!s.ok()) return s.status();
   const std::string attributed =
-      absl::StrCat(WorkerName((*s)->who), ": ", CapError(error));
+      CapError(absl::StrCat(WorkerName((*s)->who), ": ", error));
   absl::StatusOr<FailOutcome> outcome = table_.Fail(session, lease, attributed, now);
   if (!outcome.ok()) return outcome.status();
   FailResult result;
@@ -581,7 +587,7 @@ JobProgress JobCoordinator::Progress() const {
 std::vector<SessionInfo> JobCoordinator::Sessions() const {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
-  std::vector<SessionInfo> out;
+  std::vector<std::pair<uint64_t, SessionInfo>> ordered;
   for (const auto& [id, s] : sessions_) {
     SessionInfo info;
     info.session = id;
@@ -595,11 +601,13 @@ std::vector<SessionInfo> JobCoordinator::Sessions() const {
     info.records_committed = s.records_committed;
     info.records_per_second = s.records_per_second;
     info.shards_per_second = s.shards_per_second;
-    out.push_back(std::move(info));
+    ordered.push_back({s.sequence, std::move(info)});
   }
-  std::sort(out.begin(), out.end(), [](const SessionInfo& a, const SessionInfo& b) {
-    return a.session < b.session;
-  });
+  std::sort(ordered.begin(), ordered.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<SessionInfo> out;
+  out.reserve(ordered.size());
+  for (auto& [sequence, info] : ordered) out.push_back(std::move(info));
   return out;
 }
 

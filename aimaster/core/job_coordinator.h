@@ -55,8 +55,6 @@ struct CoordinatorOptions {
   std::string job_id = "elasticbatch";
   std::string input_channel = "data";
   std::string output_channel = "output";
-  // Session ids start at epoch << 32, so ids of earlier master runs are unknown.
-  uint64_t epoch = 1;
   // Set when the master launches its workers itself (`aimaster run`).
   std::optional<FleetOptions> fleet;
 };
@@ -73,7 +71,17 @@ struct HeldLease {
   LeaseRef lease;
   bool published = false;
   uint64_t records = 0;
+  // The worker began processing it (false: only prefetched).
+  bool started = false;
 };
+
+// Bounds on what a worker may send that the master keeps (and journals).
+inline constexpr size_t kMaxHostBytes = 255;
+// Error texts are kept verbatim up to this size (the tail is what explains
+// them; the head is cut with a note).
+inline constexpr size_t kMaxErrorBytes = 16 << 10;
+// --max-attempts at most: a quarantine record holds one error per attempt.
+inline constexpr uint32_t kMaxAttemptsLimit = 100;
 
 struct Registration {
   SessionId session = 0;
@@ -202,7 +210,8 @@ class JobCoordinator {
   void RestoreCommitted(const CommitRecord& record);
   void RestoreQuarantined(const QuarantineRecord& record);
 
-  // INVALID_ARGUMENT: unknown task type.
+  // INVALID_ARGUMENT: unknown task type, host longer than kMaxHostBytes.
+  // Session ids are random (never reused by a restarted master, unguessable).
   absl::StatusOr<Registration> Register(const WorkerIdentity& who,
                                         const std::vector<HeldLease>& held);
   // NOT_FOUND: unknown session; FAILED_PRECONDITION: session ended;
@@ -229,6 +238,7 @@ class JobCoordinator {
   void Stop(const std::string& reason);
 
   JobProgress Progress() const;
+  // Every session, live or ended, in registration order.
   std::vector<SessionInfo> Sessions() const;
   std::vector<ShardSnapshot> Shards(bool quarantined_only, size_t limit,
                                     bool* truncated) const;
@@ -258,6 +268,8 @@ class JobCoordinator {
  private:
   struct Session {
     WorkerIdentity who;
+    // Registration order (session ids are random).
+    uint64_t sequence = 0;
     absl::Time registered_at;
     absl::Time last_seen;
     // Non-empty once the session is over (superseded); its calls then fail.
@@ -324,7 +336,7 @@ class JobCoordinator {
   ShardTable table_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<SessionId, Session> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, SessionId> live_by_index_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_session_ ABSL_GUARDED_BY(mu_);
+  uint64_t registrations_ ABSL_GUARDED_BY(mu_) = 0;
   JobState state_ ABSL_GUARDED_BY(mu_) = JobState::kRunning;
   std::string end_reason_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Time> ended_at_ ABSL_GUARDED_BY(mu_);

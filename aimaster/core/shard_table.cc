@@ -8,6 +8,9 @@ namespace elasticbatch::aimaster {
 namespace {
 
 constexpr size_t kMaxTombstones = 8;
+// Attempt numbers a restarted master accepts from held leases; far above any
+// real count, and far below the point where ++last_attempt would wrap.
+constexpr uint32_t kMaxClaimedAttempt = 1u << 30;
 constexpr size_t kShardTimeSamples = 255;
 
 std::string LeaseName(LeaseRef l) { return absl::StrCat(l.shard_id, "#", l.attempt); }
@@ -152,6 +155,7 @@ absl::Status ShardTable::RecordProgress(SessionId session, LeaseRef lease,
   if (!index.ok()) return index.status();
   Lease& l = active_.at(lease.shard_id).leases[*index];
   if (!l.started_at) l.started_at = now;
+  l.progress_seen = true;
   l.renewed_at = now;
   l.records_done = std::max(l.records_done, records_done);
   l.units_done = std::max(l.units_done, units_done);
@@ -181,7 +185,7 @@ FailOutcome ShardTable::ExpireLeases(absl::Time now, absl::Duration timeout) {
     for (size_t i = 0; i < shard.leases.size(); ++i) {
       const Lease& l = shard.leases[i];
       if (l.attempt != attempt) continue;
-      const bool started = l.started_at.has_value() || l.commit_granted;
+      const bool started = l.progress_seen || l.commit_granted;
       const std::string reason = absl::StrCat(
           "expired: not renewed for ",
           absl::FormatDuration(absl::Trunc(now - l.renewed_at, absl::Milliseconds(1))),
@@ -221,6 +225,7 @@ CommitOutcome ShardTable::RequestCommit(SessionId session, LeaseRef lease,
     }
   }
   if (!mine.started_at) mine.started_at = mine.granted_at;
+  mine.progress_seen = true;
   mine.renewed_at = now;
   mine.commit_granted = true;
   mine.commit_records = records;
@@ -306,9 +311,12 @@ absl::StatusOr<FailOutcome> ShardTable::Fail(SessionId session, LeaseRef lease,
   return outcome;
 }
 
-bool ShardTable::Reclaim(SessionId session, LeaseRef lease, absl::Time now) {
-  if (lease.shard_id >= total() || IsDone(lease.shard_id) || lease.attempt == 0)
+bool ShardTable::Reclaim(SessionId session, LeaseRef lease, bool started,
+                         absl::Time now) {
+  if (lease.shard_id >= total() || IsDone(lease.shard_id) || lease.attempt == 0 ||
+      lease.attempt > kMaxClaimedAttempt) {
     return false;
+  }
   ActiveShard& shard = active_[lease.shard_id];
   for (const Lease& l : shard.leases) {
     // Reclaiming twice (a retried registration) is fine; anyone else's lease is not.
@@ -322,7 +330,7 @@ bool ShardTable::Reclaim(SessionId session, LeaseRef lease, absl::Time now) {
   l.session = session;
   l.granted_at = now;
   l.renewed_at = now;
-  l.started_at = now;
+  if (started) l.started_at = now;
   shard.leases.push_back(l);
   ++leased_shards_;
   by_session_[session].insert(lease.shard_id);
@@ -332,7 +340,8 @@ bool ShardTable::Reclaim(SessionId session, LeaseRef lease, absl::Time now) {
 std::optional<PublishedShard> ShardTable::AdoptPublished(SessionId session,
                                                          LeaseRef lease, uint64_t records,
                                                          absl::Time now) {
-  if (lease.shard_id >= total() || IsDone(lease.shard_id) || lease.attempt == 0) {
+  if (lease.shard_id >= total() || IsDone(lease.shard_id) || lease.attempt == 0 ||
+      lease.attempt > kMaxClaimedAttempt) {
     return std::nullopt;
   }
   ActiveShard& shard = active_[lease.shard_id];
@@ -377,7 +386,7 @@ FailOutcome ShardTable::ReleaseSession(SessionId session, const std::string& rea
     for (size_t i = 0; i < shard.leases.size(); ++i) {
       if (shard.leases[i].session != session) continue;
       const bool started =
-          shard.leases[i].started_at.has_value() || shard.leases[i].commit_granted;
+          shard.leases[i].progress_seen || shard.leases[i].commit_granted;
       DropLease(id, shard, i, reason);
       if (count_as_failure && started) {
         const uint32_t before = outcome.failures;

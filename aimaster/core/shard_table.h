@@ -164,9 +164,12 @@ class ShardTable {
   absl::StatusOr<FailOutcome> Fail(SessionId session, LeaseRef lease,
                                    const std::string& error, absl::Time now);
 
-  // After a master restart: `session` still works on `lease`. Accepted (true)
-  // when the shard is neither done nor leased to anyone.
-  bool Reclaim(SessionId session, LeaseRef lease, absl::Time now);
+  // After a master restart: `session` still holds `lease` (`started`: it began
+  // processing it; false while only prefetched). Accepted (true) when the
+  // shard is neither done nor leased to anyone. A reclaimed lease counts as a
+  // failure of its shard (when its holder dies or it expires) only once its
+  // holder reported progress on it to this master: a claim alone proves nothing.
+  bool Reclaim(SessionId session, LeaseRef lease, bool started, absl::Time now);
   // After a master restart: `session` published `lease` under a grant of the
   // previous master. Commits the shard unless it is done or another lease
   // holds a grant (nullopt then: refused).
@@ -205,6 +208,9 @@ class ShardTable {
     absl::Time granted_at;
     absl::Time renewed_at;
     std::optional<absl::Time> started_at;
+    // This master saw the attempt work on the shard (a started progress report
+    // or a commit request): only then does losing the lease count a failure.
+    bool progress_seen = false;
     uint64_t records_done = 0;
     uint64_t units_done = 0;
     bool speculative = false;

@@ -43,7 +43,7 @@ grpc::ServerUnaryReactor* AimasterService::RegisterWorker(
   who.pid = request->pid();
   std::vector<HeldLease> held;
   for (const v1::HeldLease& h : request->held_leases()) {
-    held.push_back({FromProto(h.lease()), h.published(), h.records()});
+    held.push_back({FromProto(h.lease()), h.published(), h.records(), h.started()});
   }
   absl::StatusOr<Registration> reg = coordinator_->Register(who, held);
   if (!reg.ok()) {

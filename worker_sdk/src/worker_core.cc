@@ -158,6 +158,7 @@ grpc::Status WorkerCore::Register(uint64_t stale_session) {
       v1::HeldLease* h = req.add_held_leases();
       SetLease(key, h->mutable_lease());
       h->set_records(state->records.load());
+      h->set_started(state->started.load());
     }
     for (const auto& [key, published] : published_) {
       v1::HeldLease* h = req.add_held_leases();

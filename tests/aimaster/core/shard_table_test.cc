@@ -673,16 +673,16 @@ TEST_F(ShardTableTest, ReleaseOfAnUnknownSessionDoesNothing) {
 TEST_F(ShardTableTest, ReclaimAfterRestartTakesOverAFreeShard) {
   const SessionId a = NewSession();
   const SessionId b = NewSession();
-  EXPECT_TRUE(table_->Reclaim(a, {5, 3}, now()));
+  EXPECT_TRUE(table_->Reclaim(a, {5, 3}, /*started=*/true, now()));
   EXPECT_THAT(table_->LeasesOf(a), ElementsAre(LeaseRef{5, 3}));
   EXPECT_EQ(table_->leased_shards(), 1u);
   EXPECT_EQ(table_->pending(), 9u);
   Check();
   // A retried registration reclaims again; anyone else is refused.
-  EXPECT_TRUE(table_->Reclaim(a, {5, 3}, now()));
-  EXPECT_FALSE(table_->Reclaim(b, {5, 3}, now()));
-  EXPECT_FALSE(table_->Reclaim(b, {5, 4}, now()));
-  EXPECT_FALSE(table_->Reclaim(a, {5, 2}, now()));
+  EXPECT_TRUE(table_->Reclaim(a, {5, 3}, /*started=*/true, now()));
+  EXPECT_FALSE(table_->Reclaim(b, {5, 3}, /*started=*/true, now()));
+  EXPECT_FALSE(table_->Reclaim(b, {5, 4}, /*started=*/true, now()));
+  EXPECT_FALSE(table_->Reclaim(a, {5, 2}, /*started=*/true, now()));
   EXPECT_EQ(table_->LeaseCount(a), 1u);
   Check();
   // The reclaimed shard is not handed out as a fresh one.
@@ -702,7 +702,7 @@ TEST_F(ShardTableTest, ReclaimOfAQueuedShardTakesItOutOfTheQueue) {
   const SessionId b = NewSession();
   const LeaseRef l = Ref(AcquireOne(a));
   ASSERT_TRUE(table_->Fail(a, l, "oops", now()).ok());
-  EXPECT_TRUE(table_->Reclaim(b, l, now()));
+  EXPECT_TRUE(table_->Reclaim(b, l, /*started=*/true, now()));
   Check();
   std::vector<LeasedShard> rest = Acquire(a, 100);
   EXPECT_EQ(rest.size(), 9u);
@@ -719,10 +719,59 @@ TEST_F(ShardTableTest, ReclaimRefusesDoneShardsAndBadLeases) {
   const LeaseRef l1 = Ref(AcquireOne(a));
   CommitFully(a, l0);
   ASSERT_TRUE(table_->Fail(a, l1, "bad", now()).ok());
-  EXPECT_FALSE(table_->Reclaim(a, l0, now()));
-  EXPECT_FALSE(table_->Reclaim(a, l1, now()));
-  EXPECT_FALSE(table_->Reclaim(a, {2, 0}, now()));
-  EXPECT_FALSE(table_->Reclaim(a, {4, 1}, now()));
+  EXPECT_FALSE(table_->Reclaim(a, l0, /*started=*/true, now()));
+  EXPECT_FALSE(table_->Reclaim(a, l1, /*started=*/true, now()));
+  EXPECT_FALSE(table_->Reclaim(a, {2, 0}, /*started=*/true, now()));
+  EXPECT_FALSE(table_->Reclaim(a, {4, 1}, /*started=*/true, now()));
+  EXPECT_EQ(table_->LeaseCount(a), 0u);
+  Check();
+}
+
+// After a master restart a prefetched shard stays prefetched: an idle worker
+// may take it, and its holder's death costs it no failure.
+TEST_F(ShardTableTest, AReclaimedPrefetchedShardStaysUnstarted) {
+  const SessionId a = NewSession();
+  const SessionId b = NewSession();
+  ASSERT_TRUE(table_->Reclaim(a, {5, 3}, /*started=*/false, now()));
+  ASSERT_TRUE(table_->Reclaim(a, {6, 2}, /*started=*/true, now()));
+  // b finishes a shard so that the table knows a median shard time, and a
+  // keeps working on shard 6: shard 5 will not start for a long while.
+  const LeaseRef x = Ref(AcquireOne(b));
+  clock_.Advance(absl::Seconds(1));
+  CommitFully(b, x);
+  ASSERT_TRUE(table_->RecordProgress(a, {6, 2}, 1, 0, now()).ok());
+  EXPECT_EQ(table_->PickStealable(b, absl::Milliseconds(100), now()), 5u);
+  // Released by a crash: neither reclaimed shard counts a failure, the one a
+  // never reported progress on included.
+  FailOutcome out =
+      table_->ReleaseSession(a, "crashed", /*count_as_failure=*/true, now());
+  EXPECT_EQ(out.failures, 1u);  // shard 6: progress was reported to this master
+  Check();
+}
+
+// The review's attack: registrations that claim every shard as held, then a
+// "new process" of the same index, again and again, quarantined the job.
+TEST_F(ShardTableTest, ClaimedLeasesCountNoFailureWithoutProgress) {
+  Make(4, /*max_attempts=*/3);
+  for (int round = 0; round < 5; ++round) {
+    const SessionId s = NewSession();
+    for (uint64_t id = 0; id < 4; ++id) {
+      table_->Reclaim(s, {id, static_cast<uint32_t>(round + 1)}, /*started=*/true, now());
+    }
+    FailOutcome out = table_->ReleaseSession(s, "superseded", true, now());
+    EXPECT_EQ(out.failures, 0u);
+    EXPECT_THAT(out.quarantined, IsEmpty());
+    clock_.Advance(absl::Seconds(60));
+    EXPECT_EQ(table_->ExpireLeases(now(), absl::Seconds(30)).failures, 0u);
+  }
+  EXPECT_EQ(table_->quarantined(), 0u);
+  Check();
+}
+
+TEST_F(ShardTableTest, AbsurdClaimedAttemptsAreRefused) {
+  const SessionId a = NewSession();
+  EXPECT_FALSE(table_->Reclaim(a, {1, 0xFFFFFFFFu}, true, now()));
+  EXPECT_FALSE(table_->AdoptPublished(a, {2, 0xFFFFFFFFu}, 5, now()).has_value());
   EXPECT_EQ(table_->LeaseCount(a), 0u);
   Check();
 }
@@ -807,7 +856,7 @@ TEST_F(ShardTableTest, AdoptPublishedIsRefusedWhenAnotherLeaseHoldsTheGrant) {
 
 TEST_F(ShardTableTest, AdoptPublishedOfAReclaimedLease) {
   const SessionId a = NewSession();
-  ASSERT_TRUE(table_->Reclaim(a, {3, 2}, now()));
+  ASSERT_TRUE(table_->Reclaim(a, {3, 2}, /*started=*/true, now()));
   std::optional<PublishedShard> p = table_->AdoptPublished(a, {3, 2}, 4, now());
   ASSERT_TRUE(p.has_value());
   EXPECT_TRUE(p->newly_committed);

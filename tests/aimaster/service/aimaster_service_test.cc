@@ -291,6 +291,130 @@ TEST_F(AimasterServiceTest, AWorkerThatDiesCountsAFailureOnlyForTheShardItStarte
   EXPECT_EQ(failures[got.shards(1).shard_id()], 0u);
 }
 
+// The review's attack (issue 10, item 12): RegisterWorker calls that claim
+// every shard as held and started, each from "another process" of the same
+// index, quarantined every shard and failed the job. A claim alone counts no
+// failure now, and a prefetched claim stays prefetched.
+TEST_F(AimasterServiceTest, ClaimedLeasesOfSupersededRegistrationsCountNoFailure) {
+  const uint64_t total = master_.shards().shard_count();
+  for (int round = 0; round < 4; ++round) {
+    v1::RegisterWorkerRequest req;
+    req.set_task_type("worker");
+    req.set_task_index(0);
+    req.set_pid(1000 + round);
+    for (uint64_t id = 0; id < total; ++id) {
+      v1::HeldLease* h = req.add_held_leases();
+      h->mutable_lease()->set_shard_id(id);
+      h->mutable_lease()->set_attempt(static_cast<uint32_t>(round + 1));
+      h->set_started(true);
+    }
+    v1::RegisterWorkerResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->RegisterWorker(&ctx, req, &resp).ok());
+  }
+  const JobProgress p = master_.coordinator().Progress();
+  EXPECT_EQ(p.quarantined_shards, 0u);
+  EXPECT_EQ(p.state, JobState::kRunning);
+  const v1::ListShardsResponse active = ActiveShards();
+  for (const v1::ShardInfo& info : active.shards()) {
+    EXPECT_EQ(info.failures(), 0u) << info.shard().shard_id();
+  }
+}
+
+TEST_F(AimasterServiceTest, AReclaimedLeaseKeepsItsStartedFlag) {
+  // A worker holds two leases from "before the restart": one running, one
+  // only prefetched. Its crash costs the running shard a failure once it has
+  // reported progress here, and the prefetched one none.
+  v1::RegisterWorkerRequest req;
+  req.set_task_type("worker");
+  req.set_task_index(0);
+  req.set_pid(42);
+  for (uint64_t id : {0, 1}) {
+    v1::HeldLease* h = req.add_held_leases();
+    h->mutable_lease()->set_shard_id(id);
+    h->mutable_lease()->set_attempt(5);
+    h->set_started(id == 0);
+  }
+  v1::RegisterWorkerResponse resp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->RegisterWorker(&ctx, req, &resp).ok());
+  }
+  ASSERT_EQ(resp.reclaimed_size(), 2);
+  v1::HeartbeatRequest hb;
+  hb.set_session_id(resp.session_id());
+  for (uint64_t id : {0, 1}) {
+    v1::ShardProgress* p = hb.add_progress();
+    p->mutable_lease()->set_shard_id(id);
+    p->mutable_lease()->set_attempt(5);
+    p->set_started(id == 0);
+    p->set_records_done(id == 0 ? 3 : 0);
+  }
+  v1::HeartbeatResponse hb_resp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->Heartbeat(&ctx, hb, &hb_resp).ok());
+  }
+  EXPECT_EQ(hb_resp.commands_size(), 0);
+  Register(0);  // another process of instance 0: the old one died holding both
+  std::map<uint64_t, uint32_t> failures;
+  const v1::ListShardsResponse active = ActiveShards();
+  for (const v1::ShardInfo& info : active.shards())
+    failures[info.shard().shard_id()] = info.failures();
+  EXPECT_EQ(failures[0], 1u);
+  EXPECT_EQ(failures[1], 0u);
+}
+
+// Issue 10, item 8: a 75 MB host string reached the journal (in a quarantine
+// record's worker name) and was dropped on replay. Fields are bounded here.
+TEST_F(AimasterServiceTest, AnOversizedHostIsRefusedAtRegistration) {
+  v1::RegisterWorkerRequest req;
+  req.set_task_type("worker");
+  req.set_task_index(0);
+  req.set_host(std::string(1 << 20, 'h'));
+  v1::RegisterWorkerResponse resp;
+  grpc::ClientContext ctx;
+  const grpc::Status s = stub_->RegisterWorker(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("host"));
+  EXPECT_THAT(master_.coordinator().Sessions(), ::testing::IsEmpty());
+}
+
+TEST_F(AimasterServiceTest, AHugeErrorIsKeptBoundedInTheQuarantine) {
+  const uint64_t a = Register(0);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    v1::AcquireShardsResponse got;
+    ASSERT_TRUE(Acquire(a, 1, &got).ok());
+    ASSERT_EQ(got.shards_size(), 1);
+    ASSERT_EQ(got.shards(0).shard_id(), 0u);
+    v1::FailShardRequest req;
+    req.set_session_id(a);
+    *req.mutable_lease() = Lease(got.shards(0));
+    req.set_error(std::string(3 << 20, 'e') + " the end");
+    v1::FailShardResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub_->FailShard(&ctx, req, &resp).ok());
+  }
+  bool truncated = false;
+  const std::vector<ShardSnapshot> q = master_.coordinator().Shards(true, 10, &truncated);
+  ASSERT_EQ(q.size(), 1u);
+  ASSERT_EQ(q[0].errors.size(), 2u);
+  for (const std::string& e : q[0].errors) {
+    EXPECT_LE(e.size(), kMaxErrorBytes + 64);
+    EXPECT_THAT(e, HasSubstr("bytes cut"));
+    EXPECT_THAT(e, ::testing::EndsWith("the end"));
+  }
+  // And the journal replays what it accepted.
+  int quarantines = 0;
+  JournalReplay replay;
+  replay.on_quarantine = [&](const QuarantineRecord& r) {
+    ++quarantines;
+    EXPECT_EQ(r.errors.size(), 2u);
+  };
+  ASSERT_TRUE(Journal::Read(master_.state_dir(), replay).ok());
+  EXPECT_EQ(quarantines, 1);
+}
+
 TEST_F(AimasterServiceTest, CommitDecisionsAndHeartbeatCommands) {
   const uint64_t a = Register(0);
   const uint64_t b = Register(1);
