@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "flag_types.h"
 #include "input_scanner.h"
 #include "job_outputs.h"
@@ -186,8 +187,10 @@ absl::StatusOr<JobConfig> JobConfigFromFlags() {
         "--lease-timeout must be longer than --heartbeat-interval");
   }
   const int32_t max_attempts = absl::GetFlag(FLAGS_max_attempts);
-  if (max_attempts < 1)
-    return absl::InvalidArgumentError("--max-attempts must be at least 1");
+  if (max_attempts < 1 || static_cast<uint32_t>(max_attempts) > kMaxAttemptsLimit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-attempts must be within 1..", kMaxAttemptsLimit));
+  }
   c.max_attempts = static_cast<uint32_t>(max_attempts);
   c.max_failed_shards = absl::GetFlag(FLAGS_max_failed_shards);
   c.speculation = absl::GetFlag(FLAGS_speculation);
@@ -209,15 +212,38 @@ absl::StatusOr<JobConfig> JobConfigFromFlags() {
   return config;
 }
 
-absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clock) {
+absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clock,
+                                       const std::function<bool()>& interrupted) {
+  const auto stop_if_interrupted = [&]() -> absl::Status {
+    if (interrupted && interrupted()) {
+      return absl::CancelledError("interrupted while setting up the job");
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = stop_if_interrupted(); !s.ok()) return s;
   PreparedJob job;
   absl::StatusOr<ShardEnumerator> shards = absl::InternalError("unset");
   if (config.mode == ShardingMode::kRecords) {
     shards = ShardEnumerator::ForRecords(config.records, config.shard_size);
   } else {
+    spdlog::debug("scanning input {}", config.sharded().path);
+    std::vector<std::string> duplicates;
+    ListOptions list;
+    list.cancelled = interrupted;
+    list.duplicates = &duplicates;
     absl::StatusOr<std::vector<SourceFile>> files =
-        ListSourceFiles(config.sharded().path);
+        ListSourceFiles(config.sharded().path, list);
     if (!files.ok()) return files.status();
+    if (!duplicates.empty()) {
+      constexpr size_t kShown = 3;
+      spdlog::warn(
+          "input {}: {} path(s) lead to a file or directory already listed and are "
+          "skipped (each real file is processed once): {}{}",
+          config.sharded().path, duplicates.size(),
+          absl::StrJoin(duplicates.begin(),
+                        duplicates.begin() + std::min(kShown, duplicates.size()), "; "),
+          duplicates.size() > kShown ? "; ..." : "");
+    }
     shards = ShardEnumerator::ForFiles(std::move(*files), config.mode, config.shard_size);
     if (!shards.ok()) {
       return absl::InvalidArgumentError(
@@ -226,6 +252,7 @@ absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clo
   }
   if (!shards.ok()) return shards.status();
   job.shards = std::make_unique<ShardEnumerator>(std::move(*shards));
+  if (absl::Status s = stop_if_interrupted(); !s.ok()) return s;
   for (const ChannelSpec& out : config.outputs) {
     if (absl::Status s = CheckWritableDir(out.path, "output"); !s.ok()) return s;
   }
@@ -241,10 +268,11 @@ absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clo
   job.journal = std::move(*journal);
   job.replay = job.journal->replay_stats();
 
-  job.coordinator = std::make_unique<JobCoordinator>(clock, job.shards.get(),
-                                                     job.journal.get(), config.coordinator);
+  job.coordinator = std::make_unique<JobCoordinator>(
+      clock, job.shards.get(), job.journal.get(), config.coordinator);
   for (const CommitRecord& c : commits) job.coordinator->RestoreCommitted(c);
   for (const QuarantineRecord& q : quarantines) job.coordinator->RestoreQuarantined(q);
+  if (absl::Status s = stop_if_interrupted(); !s.ok()) return s;
   return job;
 }
 

@@ -4,6 +4,7 @@
 #ifndef ELASTICBATCH_AIMASTER_CLI_JOB_CONFIG_H_
 #define ELASTICBATCH_AIMASTER_CLI_JOB_CONFIG_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,8 +50,10 @@ struct PreparedJob {
 };
 
 // Lists the sharded input, checks the output channels are writable, opens the
-// state dir's journal and restores the coordinator from it.
-absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clock);
+// state dir's journal and restores the coordinator from it. CANCELLED as soon
+// as `interrupted` says so (a long input scan must not outlive a SIGTERM).
+absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clock,
+                                       const std::function<bool()>& interrupted = {});
 
 // Writes the job's result files into the primary output channel and logs one
 // summary line. Returns the process exit code (0 succeeded, 1 failed).

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
@@ -274,6 +275,9 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Pairs(
 }  // namespace
 
 int RunCommand(const cli::ParsedCommandLine& args) {
+  // At once: a SIGTERM during set-up must stop it, not wait for it.
+  cli::SignalWatcher signals;
+  const auto interrupted = [&] { return signals.received(); };
   if (args.after_dashes.empty()) {
     return cli::ReportUsageError(
         kRun, absl::InvalidArgumentError("usage: aimaster run [flags] -- CMD"));
@@ -356,7 +360,11 @@ int RunCommand(const cli::ParsedCommandLine& args) {
   if (!dir.ok()) return cli::ReportUsageError(kRun, dir.status());
 
   RealClock clock;
-  absl::StatusOr<PreparedJob> job = PrepareJob(*config, &clock);
+  absl::StatusOr<PreparedJob> job = PrepareJob(*config, &clock, interrupted);
+  if (absl::IsCancelled(job.status()) && interrupted()) {
+    spdlog::warn("interrupted during set-up; no worker was started");
+    return 128 + signals.received_signal();
+  }
   if (!job.ok()) return cli::ReportUsageError(kRun, job.status());
 
   LocalLauncher launcher({absl::GetFlag(FLAGS_stop_grace)});
@@ -388,6 +396,11 @@ int RunCommand(const cli::ParsedCommandLine& args) {
   absl::StatusOr<std::unique_ptr<MasterServer>> server =
       MasterServer::Start(job->coordinator.get(), job->journal.get(), options);
   if (!server.ok()) return cli::ReportUsageError(kRun, server.status());
+  if (interrupted()) {
+    (*server)->Shutdown();
+    spdlog::warn("interrupted during set-up; no worker was started");
+    return 128 + signals.received_signal();
+  }
   master_address = absl::StrCat("127.0.0.1:", (*server)->port());
 
   const JobProgress start = job->coordinator->Progress();
@@ -399,9 +412,11 @@ int RunCommand(const cli::ParsedCommandLine& args) {
     spdlog::info("resuming: {} shards already committed, {} quarantined",
                  start.committed_shards, start.quarantined_shards);
   }
-  cli::SignalWatcher signals([&](int sig) {
+  signals.OnSignal([&](int sig) {
     job->coordinator->Stop(absl::StrCat("interrupted by signal ", sig));
   });
+  // The handler must not outlive the job it points at.
+  absl::Cleanup forget_job = [&] { signals.OnSignal(nullptr); };
   driver.Start();
 
   // Wait for the end of the data, then for the workers: running ones hear END

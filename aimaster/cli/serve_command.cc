@@ -2,6 +2,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "commands.h"
@@ -19,6 +20,11 @@ ABSL_FLAG(
 namespace elasticbatch::aimaster {
 
 int ServeCommand(const cli::ParsedCommandLine& args) {
+  // At once: a SIGTERM during a long set-up (input scan, journal replay) must
+  // stop it, not wait for it.
+  cli::SignalWatcher signals;
+  const auto interrupted = [&] { return signals.received(); };
+  const auto interrupted_exit = [&] { return 128 + signals.received_signal(); };
   if (args.positional.size() > 1 || !args.after_dashes.empty()) {
     return cli::ReportUsageError(
         "aimaster", absl::InvalidArgumentError(
@@ -32,7 +38,11 @@ int ServeCommand(const cli::ParsedCommandLine& args) {
         "aimaster", absl::InvalidArgumentError("--port must be within 0..65535"));
   }
   RealClock clock;
-  absl::StatusOr<PreparedJob> job = PrepareJob(*config, &clock);
+  absl::StatusOr<PreparedJob> job = PrepareJob(*config, &clock, interrupted);
+  if (absl::IsCancelled(job.status()) && interrupted()) {
+    spdlog::warn("interrupted during set-up; nothing was served");
+    return interrupted_exit();
+  }
   if (!job.ok()) return cli::ReportUsageError("aimaster", job.status());
 
   MasterServerOptions options;
@@ -42,6 +52,17 @@ int ServeCommand(const cli::ParsedCommandLine& args) {
   absl::StatusOr<std::unique_ptr<MasterServer>> server =
       MasterServer::Start(job->coordinator.get(), job->journal.get(), options);
   if (!server.ok()) return cli::ReportUsageError("aimaster", server.status());
+  if (interrupted()) {
+    (*server)->Shutdown();
+    spdlog::warn("interrupted during set-up; nothing was served");
+    return interrupted_exit();
+  }
+  signals.OnSignal([&](int sig) {
+    spdlog::warn("signal {}: stopping", sig);
+    (*server)->RequestShutdown();
+  });
+  // The handler must not outlive the server it points at.
+  absl::Cleanup forget_server = [&] { signals.OnSignal(nullptr); };
   std::cout << "listening on " << (*server)->address() << std::endl;
 
   const JobProgress start = job->coordinator->Progress();
@@ -53,10 +74,6 @@ int ServeCommand(const cli::ParsedCommandLine& args) {
                    ? absl::StrCat(" (resumed from ", config->state_dir, ")")
                    : std::string());
 
-  cli::SignalWatcher signals([&](int sig) {
-    spdlog::warn("signal {}: stopping", sig);
-    (*server)->RequestShutdown();
-  });
   absl::Status ended = (*server)->WaitForEnd(absl::GetFlag(FLAGS_end_grace));
   (*server)->Shutdown();
   if (!ended.ok()) {

@@ -2,9 +2,12 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "subprocess.h"
@@ -106,6 +109,79 @@ TEST_F(ServeConfigTest, AStateDirOfAnotherJobIsRefused) {
                   "out=" + dir_.path() + "/out", state});
   EXPECT_EQ(b.exit_code, 2) << b.err;
   EXPECT_THAT(b.err, HasSubstr("another input layout"));
+}
+
+// Issue 10, item 4: `self -> .` in the input made one file 41 shards.
+TEST_F(ServeConfigTest, AnInputWithALinkLoopIsAConfigurationError) {
+  std::filesystem::create_directory_symlink(".", dir_.path() + "/in/self");
+  auto r = Serve({"--input", "data=" + dir_.path() + "/in", "--output",
+                  "out=" + dir_.path() + "/out"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("loop"));
+  EXPECT_THAT(r.err, HasSubstr("/in/self -> ."));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+// Issue 10, item 11: termination signals were blocked from the start of main
+// but only watched once the job was set up, so a long input scan could only
+// be stopped with SIGKILL. Now a SIGTERM during set-up ends the command with
+// 128+15 before it serves (or starts a worker).
+class InterruptedSetUpTest : public ::testing::Test {
+ protected:
+  InterruptedSetUpTest() {
+    // Enough files that the scan is still going when the signal arrives.
+    for (int d = 0; d < 40; ++d) {
+      for (int f = 0; f < 100; ++f) {
+        testing::WriteFileOrDie(absl::StrCat(dir_.path(), "/in/d", d, "/f", f), "x\n");
+      }
+    }
+  }
+
+  // Starts `argv`, sends SIGTERM as soon as set-up has begun, returns the
+  // process once it exited.
+  std::unique_ptr<testing::Subprocess> InterruptDuringSetUp(
+      const std::vector<std::string>& argv) {
+    auto p = testing::Subprocess::Start(argv);
+    EXPECT_TRUE(p.ok());
+    if (!p.ok()) return nullptr;
+    const absl::Time give_up = absl::Now() + absl::Seconds(60);
+    while (!absl::StrContains((*p)->Stderr(), "scanning input") &&
+           absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    EXPECT_THAT((*p)->Stderr(), HasSubstr("scanning input"));
+    (*p)->Signal(SIGTERM);
+    absl::StatusOr<int> code = (*p)->Wait(absl::Seconds(60));
+    EXPECT_TRUE(code.ok());
+    if (code.ok()) {
+      EXPECT_EQ(*code, 128 + SIGTERM) << (*p)->Stderr();
+    }
+    return std::move(*p);
+  }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(InterruptedSetUpTest, ServeStopsBeforeItListens) {
+  auto p = InterruptDuringSetUp(
+      {kAimaster, "serve", "--port=0", "--host=127.0.0.1", "--log-level=debug", "--input",
+       "data=" + dir_.path() + "/in", "--output", "out=" + dir_.path() + "/out"});
+  ASSERT_NE(p, nullptr);
+  EXPECT_THAT(p->Stdout(), ::testing::Not(HasSubstr("listening on")));
+  EXPECT_THAT(p->Stderr(), HasSubstr("interrupted during set-up"));
+}
+
+TEST_F(InterruptedSetUpTest, RunStartsNoWorker) {
+  const std::string job = dir_.path() + "/job";
+  auto p = InterruptDuringSetUp({kAimaster, "run", "--workers=2", "--log-level=debug",
+                                 "--job-dir", job, "--input",
+                                 "data=" + dir_.path() + "/in", "--output", "out", "--",
+                                 "touch " + dir_.path() + "/worker-ran"});
+  ASSERT_NE(p, nullptr);
+  EXPECT_THAT(p->Stderr(), HasSubstr("interrupted during set-up"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/worker-ran"));
+  EXPECT_FALSE(std::filesystem::exists(job + "/logs/worker-0-0.log"));
 }
 
 }  // namespace

@@ -17,6 +17,17 @@ sigset_t WatchedSignals() {
   return set;
 }
 
+// A termination signal sent to the process but not yet taken by sigwait.
+int PendingTerminationSignal() {
+  sigset_t pending;
+  sigemptyset(&pending);
+  if (sigpending(&pending) != 0) return 0;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    if (sigismember(&pending, sig) == 1) return sig;
+  }
+  return 0;
+}
+
 }  // namespace
 
 void BlockTerminationSignals() {
@@ -24,6 +35,8 @@ void BlockTerminationSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
+
+SignalWatcher::SignalWatcher() : SignalWatcher(nullptr) {}
 
 SignalWatcher::SignalWatcher(std::function<void(int)> on_signal)
     : on_signal_(std::move(on_signal)) {
@@ -33,8 +46,7 @@ SignalWatcher::SignalWatcher(std::function<void(int)> on_signal)
       int sig = 0;
       if (sigwait(&set, &sig) != 0) continue;
       if (sig == SIGUSR2) return;
-      last_signal_.store(sig);
-      on_signal_(sig);
+      Deliver(sig);
     }
   });
 }
@@ -42,6 +54,25 @@ SignalWatcher::SignalWatcher(std::function<void(int)> on_signal)
 SignalWatcher::~SignalWatcher() {
   pthread_kill(thread_.native_handle(), SIGUSR2);
   thread_.join();
+}
+
+void SignalWatcher::Deliver(int sig) {
+  last_signal_.store(sig);
+  absl::MutexLock lock(&mu_);
+  if (on_signal_) on_signal_(sig);
+}
+
+void SignalWatcher::OnSignal(std::function<void(int)> on_signal) {
+  absl::MutexLock lock(&mu_);
+  on_signal_ = std::move(on_signal);
+  if (const int sig = last_signal_.load(); sig != 0 && on_signal_) on_signal_(sig);
+}
+
+bool SignalWatcher::received() const { return received_signal() != 0; }
+
+int SignalWatcher::received_signal() const {
+  const int sig = last_signal_.load();
+  return sig != 0 ? sig : PendingTerminationSignal();
 }
 
 }  // namespace elasticbatch::cli
