@@ -1,10 +1,7 @@
 #include "job_config.h"
 
-#include <unistd.h>
-
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
@@ -103,16 +100,9 @@ absl::Status CheckWritableDir(const std::string& dir, const std::string& what) {
     return absl::FailedPreconditionError(
         absl::StrCat(what, " ", dir, " is not a directory"));
   }
-  const std::string probe = absl::StrCat(dir, "/.aimaster-probe-", getpid());
-  {
-    std::ofstream out(probe);
-    out << "probe";
-    if (!out) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(what, " ", dir, " is not writable"));
-    }
+  if (absl::Status s = ProbeWritableDirectory(dir); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " ", s.message()));
   }
-  fs::remove(probe, ec);
   return absl::OkStatus();
 }
 

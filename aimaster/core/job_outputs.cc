@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "journal.h"
+#include "random_id.h"
 
 namespace elasticbatch::aimaster {
 namespace {
@@ -20,12 +21,44 @@ absl::Status Errno(const std::string& what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", strerror(errno)));
 }
 
-// Streams lines into a temporary file, then publishes it with rename.
+// A rename is durable once its directory is.
+absl::Status SyncDirectory(const std::string& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open", dir);
+  const int synced = fsync(fd);
+  absl::Status s = synced == 0 ? absl::OkStatus() : Errno("cannot sync", dir);
+  close(fd);
+  return s;
+}
+
+// Streams lines into a temporary file, then publishes it with rename. The
+// output channel is writable by every worker, so nothing here may follow a
+// link a worker planted: the temporary file gets an unpredictable name and is
+// created with O_EXCL|O_NOFOLLOW, and rename() replaces whatever sits at the
+// final name (a link included) instead of writing through it.
 class AtomicFileWriter {
  public:
-  explicit AtomicFileWriter(std::string path)
-      : path_(std::move(path)), tmp_(path_ + ".tmp") {
-    file_ = std::fopen(tmp_.c_str(), "w");
+  explicit AtomicFileWriter(std::string path) : path_(std::move(path)) {
+    const std::filesystem::path p(path_);
+    dir_ = p.parent_path().string();
+    if (dir_.empty()) dir_ = ".";
+    for (int tries = 0; tries < 16 && file_ == nullptr; ++tries) {
+      tmp_ = absl::StrCat(dir_, "/.", p.filename().string(), ".tmp-", RandomHex(8));
+      const int fd =
+          open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        error_ = errno;
+        if (errno == EEXIST) continue;
+        break;
+      }
+      file_ = fdopen(fd, "w");
+      if (file_ == nullptr) {
+        error_ = errno;
+        close(fd);
+        std::remove(tmp_.c_str());
+        break;
+      }
+    }
   }
   ~AtomicFileWriter() {
     if (file_ != nullptr) {
@@ -33,27 +66,38 @@ class AtomicFileWriter {
       std::remove(tmp_.c_str());
     }
   }
-  bool ok() const { return file_ != nullptr; }
   void Write(const std::string& s) {
     if (file_ != nullptr && std::fwrite(s.data(), 1, s.size(), file_) != s.size())
       failed_ = true;
   }
   absl::Status Publish() {
-    if (file_ == nullptr) return Errno("cannot create", tmp_);
+    if (file_ == nullptr) {
+      errno = error_;
+      return Errno("cannot create a temporary file for", path_);
+    }
     if (failed_ || std::fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
       return Errno("cannot write", tmp_);
     }
-    std::fclose(file_);
+    const int closed = std::fclose(file_);
     file_ = nullptr;
-    if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
-      return Errno("cannot publish", path_);
-    return absl::OkStatus();
+    if (closed != 0) {
+      std::remove(tmp_.c_str());
+      return Errno("cannot write", tmp_);
+    }
+    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+      absl::Status s = Errno("cannot publish", path_);
+      std::remove(tmp_.c_str());
+      return s;
+    }
+    return SyncDirectory(dir_);
   }
 
  private:
   std::string path_;
+  std::string dir_;
   std::string tmp_;
   std::FILE* file_ = nullptr;
+  int error_ = 0;
   bool failed_ = false;
 };
 
@@ -137,6 +181,25 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
   AtomicFileWriter w(path);
   w.Write(content);
   return w.Publish();
+}
+
+absl::Status ProbeWritableDirectory(const std::string& dir) {
+  const std::string probe = absl::StrCat(dir, "/.aimaster-probe-", RandomHex(8));
+  const int fd =
+      open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " is not writable: ", strerror(errno)));
+  }
+  const bool wrote = write(fd, "probe", 5) == 5;
+  const int err = errno;
+  close(fd);
+  unlink(probe.c_str());
+  if (!wrote) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " is not writable: ", strerror(err)));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status WriteJobOutputs(const std::string& output_dir, const std::string& state_dir,

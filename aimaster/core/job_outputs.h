@@ -25,8 +25,14 @@ absl::Status WriteJobOutputs(const std::string& output_dir, const std::string& s
                              const std::string& input_channel, bool succeeded,
                              const std::string& reason);
 
-// Writes `content` to `path` through a temporary file, fsync and rename.
+// Writes `content` to `path` through a temporary file, fsync and rename. Safe
+// in a directory others can write: no link planted there is followed.
 absl::Status WriteFileAtomically(const std::string& path, const std::string& content);
+
+// OK when a file can be created and written in `dir` (a probe file with an
+// unpredictable name, created with O_EXCL|O_NOFOLLOW and removed again);
+// FAILED_PRECONDITION naming the directory otherwise.
+absl::Status ProbeWritableDirectory(const std::string& dir);
 
 // `s` as a JSON string literal, quotes included.
 std::string JsonQuote(const std::string& s);

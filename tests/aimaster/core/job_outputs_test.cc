@@ -36,12 +36,15 @@ std::vector<std::string> Lines(const std::string& text) {
   return out;
 }
 
-// Files under `dir` whose names end with ".tmp".
+// Temporary files under `dir` ("x.tmp" or ".x.tmp-<random>").
 std::vector<std::string> TempFiles(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (name.size() >= 4 && name.substr(name.size() - 4) == ".tmp") out.push_back(name);
+    if ((name.size() >= 4 && name.substr(name.size() - 4) == ".tmp") ||
+        name.find(".tmp-") != std::string::npos) {
+      out.push_back(name);
+    }
   }
   return out;
 }
@@ -216,6 +219,33 @@ TEST(WriteFileAtomicallyTest, WritesAndReplacesWithoutLeavingTemporaries) {
   EXPECT_TRUE(fs::exists(path));
   EXPECT_THAT(TempFiles(dir.path()), ::testing::IsEmpty());
   EXPECT_FALSE(WriteFileAtomically(dir.path() + "/missing/file", "x").ok());
+}
+
+// Issue 10, item 13: a worker (which can write the output channel) planted
+// `_manifest.jsonl.tmp -> victim` and the master overwrote the victim.
+TEST_F(JobOutputsTest, LinksPlantedInTheOutputChannelAreNeverWrittenThrough) {
+  Journalled({{0, 1, 4, 0}, {1, 1, 4, 0}, {2, 1, 2, 0}, {3, 1, 4, 0}, {4, 1, 1, 0}}, {});
+  const std::string victim = dir_.path() + "/victim";
+  WriteFileOrDie(victim, "precious");
+  for (const char* name : {"_manifest.jsonl.tmp", "_quarantine.jsonl.tmp", "_SUCCESS.tmp",
+                           "_FAILED.tmp", "_quarantine.jsonl"}) {
+    fs::create_symlink(victim, out_ + "/" + name);
+  }
+  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", true, "").ok());
+  EXPECT_EQ(ReadFileOrEmpty(victim), "precious");
+  // The link at a final name was replaced by the real file, not written through.
+  EXPECT_FALSE(fs::is_symlink(out_ + "/_quarantine.jsonl"));
+  EXPECT_TRUE(fs::is_regular_file(out_ + "/_SUCCESS"));
+  EXPECT_EQ(Lines(ReadFileOrEmpty(out_ + "/_manifest.jsonl")).size(), 5u);
+}
+
+TEST(ProbeWritableDirectoryTest, ProbesWithoutFollowingLinksOrLeavingFiles) {
+  TempDir dir;
+  ASSERT_TRUE(ProbeWritableDirectory(dir.path()).ok());
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+  absl::Status missing = ProbeWritableDirectory(dir.path() + "/missing");
+  EXPECT_EQ(missing.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(missing.message()), HasSubstr(dir.path() + "/missing"));
 }
 
 TEST(JsonQuoteTest, EscapesWhatJsonRequires) {
