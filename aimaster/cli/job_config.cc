@@ -193,6 +193,10 @@ absl::StatusOr<JobConfig> JobConfigFromFlags() {
     const char* name = std::getenv("JOB_NAME");
     c.job_id = name != nullptr && *name != '\0' ? name : "elasticbatch";
   }
+  if (c.job_id.size() > 253) {
+    return absl::InvalidArgumentError(
+        "the job id (--job-id or $JOB_NAME) is longer than 253 bytes");
+  }
   c.input_channel = config.sharded().name;
   c.output_channel = config.primary_output().name;
   config.state_dir = absl::GetFlag(FLAGS_state_dir);
@@ -270,11 +274,12 @@ int FinishJob(const JobConfig& config, PreparedJob& job) {
   const JobProgress p = job.coordinator->Progress();
   const bool succeeded = p.state == JobState::kSucceeded;
   absl::Status synced = job.journal->SyncAll();
+  const CoordinatorOptions& o = job.coordinator->options();
   absl::Status written =
-      synced.ok()
-          ? WriteJobOutputs(config.primary_output().path, config.state_dir, *job.shards,
-                            config.sharded().name, succeeded, p.reason)
-          : synced;
+      synced.ok() ? WriteJobOutputs(config.primary_output().path, config.state_dir,
+                                    *job.shards, config.sharded().name,
+                                    {o.job_id, o.job_uid, succeeded, p.reason})
+                  : synced;
   if (!written.ok()) {
     spdlog::error("cannot write the job's result files: {}",
                   std::string(written.message()));

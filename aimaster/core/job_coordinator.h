@@ -51,8 +51,11 @@ struct CoordinatorOptions {
   // of the median shard time. Default: 3.
   double speculation_multiplier = 3.0;
   bool speculation = true;
-  // Identifies the job in status and registration answers.
+  // Identifies the job in status and registration answers. Default: "elasticbatch".
   std::string job_id = "elasticbatch";
+  // This job instance (the journal's job_uid), told to workers at
+  // registration: they believe only end markers that name it. Default: none.
+  std::string job_uid;
   std::string input_channel = "data";
   std::string output_channel = "output";
   // Set when the master launches its workers itself (`aimaster run`).
@@ -81,7 +84,7 @@ inline constexpr size_t kMaxHostBytes = 255;
 // them; the head is cut with a note).
 inline constexpr size_t kMaxErrorBytes = 16 << 10;
 // --max-attempts at most: a quarantine record holds one error per attempt.
-inline constexpr uint32_t kMaxAttemptsLimit = 100;
+inline constexpr uint32_t kMaxAttemptsLimit = 1000;
 
 struct Registration {
   SessionId session = 0;

@@ -1,6 +1,7 @@
 #include "job_outputs.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "journal.h"
@@ -16,6 +18,9 @@
 
 namespace elasticbatch::aimaster {
 namespace {
+
+// An end marker is one short JSON line; anything larger is not ours.
+constexpr size_t kMaxMarkerBytes = 64 << 10;
 
 absl::Status Errno(const std::string& what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", strerror(errno)));
@@ -202,10 +207,68 @@ absl::Status ProbeWritableDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
+std::optional<std::string> EndMarkerJobUid(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::nullopt;
+  std::string text(kMaxMarkerBytes, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  text.resize(got);
+  // Our own JSON line: the uid is hex, so a plain search for the field is exact.
+  const std::string field = "\"job_uid\":\"";
+  const size_t at = text.find(field);
+  if (at == std::string::npos) return std::nullopt;
+  const size_t begin = at + field.size();
+  const size_t end = text.find('"', begin);
+  if (end == std::string::npos || end == begin) return std::nullopt;
+  return text.substr(begin, end - begin);
+}
+
+absl::Status PrepareOutputChannel(const std::string& output_dir,
+                                  const std::string& job_uid, bool resumed) {
+  for (const char* marker : {"_SUCCESS", "_FAILED"}) {
+    const std::string path = absl::StrCat(output_dir, "/", marker);
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) continue;
+    const std::optional<std::string> uid = EndMarkerJobUid(path);
+    if (!uid.has_value() || *uid != job_uid) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "output ", output_dir, " holds the end marker ", marker, " of another job",
+          uid.has_value() ? absl::StrCat(" (instance ", *uid, ")") : std::string(),
+          ": its results would mix with this job's and its workers would take it for "
+          "this job's verdict; use an empty output directory, or remove that job's "
+          "results"));
+    }
+    if (unlink(path.c_str()) != 0) return Errno("cannot remove the stale", path);
+  }
+  if (resumed) return absl::OkStatus();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(output_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (absl::StartsWith(name, "part-") || name == "_manifest.jsonl" ||
+        name == "_quarantine.jsonl") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "output ", output_dir, " already holds results of an earlier job (", name,
+          "); a new job would mix its own with them: use an empty output directory"));
+    }
+  }
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot list output ", output_dir, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WriteJobOutputs(const std::string& output_dir, const std::string& state_dir,
                              const ShardEnumerator& shards,
-                             const std::string& input_channel, bool succeeded,
-                             const std::string& reason) {
+                             const std::string& input_channel,
+                             const JobVerdict& verdict) {
   const char* unit = shards.unit() == ShardUnit::kBytes ? "bytes" : "records";
   AtomicFileWriter manifest(output_dir + "/_manifest.jsonl");
   AtomicFileWriter quarantine(output_dir + "/_quarantine.jsonl");
@@ -238,14 +301,19 @@ absl::Status WriteJobOutputs(const std::string& output_dir, const std::string& s
   if (absl::Status s = Journal::Read(state_dir, replay); !s.ok()) return s;
   if (absl::Status s = manifest.Publish(); !s.ok()) return s;
   if (absl::Status s = quarantine.Publish(); !s.ok()) return s;
+  const std::string marker =
+      absl::StrCat("{\"job_id\":", JsonQuote(verdict.job_id),
+                   ",\"job_uid\":", JsonQuote(verdict.job_uid), ",\"state\":\"",
+                   verdict.succeeded ? "succeeded" : "failed",
+                   "\",\"reason\":", JsonQuote(verdict.reason.substr(0, 4096)), "}\n");
   std::error_code ec;
-  if (succeeded) {
+  if (verdict.succeeded) {
     std::filesystem::remove_all(absl::StrCat(output_dir, "/", kStagingDirName), ec);
     std::filesystem::remove(output_dir + "/_FAILED", ec);
-    return WriteFileAtomically(output_dir + "/_SUCCESS", "");
+    return WriteFileAtomically(output_dir + "/_SUCCESS", marker);
   }
   std::filesystem::remove(output_dir + "/_SUCCESS", ec);
-  return WriteFileAtomically(output_dir + "/_FAILED", reason + "\n");
+  return WriteFileAtomically(output_dir + "/_FAILED", marker);
 }
 
 }  // namespace elasticbatch::aimaster

@@ -57,6 +57,7 @@ grpc::ServerUnaryReactor* AimasterService::RegisterWorker(
   ToProto(options.lease_timeout, response->mutable_lease_timeout());
   v1::JobInfo* job = response->mutable_job();
   job->set_job_id(options.job_id);
+  job->set_job_uid(options.job_uid);
   job->set_input_channel(options.input_channel);
   job->set_output_channel(options.output_channel);
   job->set_total_shards(progress.total_shards);

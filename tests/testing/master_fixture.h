@@ -13,6 +13,7 @@
 #include "job_outputs.h"
 #include "journal.h"
 #include "master_server.h"
+#include "random_id.h"
 #include "shard_enumerator.h"
 #include "subprocess.h"
 
@@ -42,6 +43,7 @@ class MasterFixture {
         *ShardEnumerator::ForFiles(*listed, ShardingMode::kBytes, shard_bytes));
     journal_ = std::move(*Journal::Open(
         state_dir_, {shards_->fingerprint(), shards_->shard_count()}, JournalReplay{}));
+    if (options.job_uid.empty()) options.job_uid = RandomHex(16);
     coordinator_ = std::make_unique<JobCoordinator>(&clock_, shards_.get(),
                                                     journal_.get(), std::move(options));
     MasterServerOptions server_options;
@@ -66,9 +68,10 @@ class MasterFixture {
   absl::Status Finish() {
     (void)journal_->SyncAll();
     const JobProgress p = coordinator_->Progress();
-    return WriteJobOutputs(output_dir_, state_dir_, *shards_,
-                           coordinator_->options().input_channel,
-                           p.state == JobState::kSucceeded, p.reason);
+    const CoordinatorOptions& o = coordinator_->options();
+    return WriteJobOutputs(
+        output_dir_, state_dir_, *shards_, o.input_channel,
+        {o.job_id, o.job_uid, p.state == JobState::kSucceeded, p.reason});
   }
 
   // Commit records per shard id, read from the journal.

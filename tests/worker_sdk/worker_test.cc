@@ -3,6 +3,8 @@
 // failures and quarantine, and master restarts mid-shard.
 #include "elasticbatch/worker.h"
 
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "elasticbatch/line_range_reader.h"
 #include "elasticbatch/shard_output.h"
+#include "elasticbatch/v1/elasticbatch.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "master_fixture.h"
@@ -384,6 +387,191 @@ TEST(WorkerTest, MasterRestartsWhileWorkersAreMidShard) {
   }
   EXPECT_TRUE(std::filesystem::exists(out + "/_SUCCESS"));
   EXPECT_EQ(OutputLines(out), AllLines(files));
+}
+
+// A rogue master on loopback: it hands out shards that would steer the
+// worker outside its roots (issue 10, item 13) and records what the worker
+// reports about them.
+class RogueMaster final : public v1::AIMaster::Service {
+ public:
+  explicit RogueMaster(std::vector<v1::Shard> shards) : shards_(std::move(shards)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~RogueMaster() override { server_->Shutdown(); }
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  grpc::Status RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest*,
+                              v1::RegisterWorkerResponse* resp) override {
+    resp->set_session_id(7);
+    resp->mutable_heartbeat_interval()->set_seconds(1);
+    resp->mutable_lease_timeout()->set_seconds(30);
+    resp->mutable_job()->set_input_channel("data");
+    resp->mutable_job()->set_output_channel("out");
+    resp->mutable_job()->set_job_uid("rogue");
+    return grpc::Status::OK;
+  }
+  grpc::Status AcquireShards(grpc::ServerContext*, const v1::AcquireShardsRequest* req,
+                             v1::AcquireShardsResponse* resp) override {
+    *resp->mutable_confirmed() = req->published();
+    absl::MutexLock lock(&mu_);
+    if (handed_out_) {
+      resp->set_outcome(v1::AcquireShardsResponse::END);
+      resp->set_job_succeeded(true);
+      return grpc::Status::OK;
+    }
+    handed_out_ = true;
+    resp->set_outcome(v1::AcquireShardsResponse::SHARDS);
+    for (const v1::Shard& s : shards_) *resp->add_shards() = s;
+    return grpc::Status::OK;
+  }
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
+                         v1::HeartbeatResponse* resp) override {
+    *resp->mutable_confirmed() = req->published();
+    return grpc::Status::OK;
+  }
+  grpc::Status CommitShard(grpc::ServerContext*, const v1::CommitShardRequest* req,
+                           v1::CommitShardResponse* resp) override {
+    for (const v1::ShardCompletion& c : req->commits()) {
+      v1::CommitResult* r = resp->add_results();
+      *r->mutable_lease() = c.lease();
+      r->set_decision(v1::CommitResult::GRANTED);
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status FailShard(grpc::ServerContext*, const v1::FailShardRequest* req,
+                         v1::FailShardResponse* resp) override {
+    absl::MutexLock lock(&mu_);
+    failed_[req->lease().shard_id()] = req->error();
+    resp->set_outcome(v1::FailShardResponse::REQUEUED);
+    return grpc::Status::OK;
+  }
+  std::map<uint64_t, std::string> failed() {
+    absl::MutexLock lock(&mu_);
+    return failed_;
+  }
+
+ private:
+  std::vector<v1::Shard> shards_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  absl::Mutex mu_;
+  bool handed_out_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<uint64_t, std::string> failed_ ABSL_GUARDED_BY(mu_);
+};
+
+v1::Shard RogueShard(uint64_t id, const std::string& source, const std::string& output) {
+  v1::Shard s;
+  s.set_shard_id(id);
+  s.set_attempt(1);
+  s.set_channel("data");
+  s.set_source(source);
+  s.set_begin(0);
+  s.set_end(10);
+  s.set_unit(v1::SHARD_UNIT_BYTES);
+  s.set_output_name(output);
+  return s;
+}
+
+TEST(WorkerTest, AShardThatWouldLeaveTheWorkersRootsIsFailedNotProcessed) {
+  testing::TempDir dir;
+  testing::WriteFileOrDie(dir.path() + "/in/ok.txt", "0123456789");
+  testing::WriteFileOrDie(dir.path() + "/secret", "do not read");
+  std::vector<v1::Shard> shards = {
+      RogueShard(0, "ok.txt", "part-00000"),
+      RogueShard(1, "ok.txt", "../../escaped"),
+      RogueShard(2, "../secret", "part-00002"),
+      RogueShard(3, "/etc/passwd", "part-00003"),
+      RogueShard(4, "ok.txt", "part-4/x"),
+      RogueShard(5, "_temporary/x", "part-00005"),
+      RogueShard(6, "ok.txt", "."),
+  };
+  shards.push_back(RogueShard(7, "ok.txt", "part-00007"));
+  shards.back().set_channel("other");
+  RogueMaster master(shards);
+  WorkerOptions o = Options(master.target(), 0, dir.path() + "/in", dir.path() + "/out");
+  o.prefetch = 16;
+  auto worker = Worker::Create(o);
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  std::vector<uint64_t> handed;
+  while (true) {
+    absl::StatusOr<std::optional<Shard>> next = (*worker)->NextShard();
+    ASSERT_TRUE(next.ok()) << next.status();
+    if (!next->has_value()) break;
+    handed.push_back((*next)->id());
+    EXPECT_EQ((*next)->input_path(), dir.path() + "/in/ok.txt");
+    EXPECT_TRUE((*next)->Commit().ok());
+  }
+  EXPECT_THAT(handed, ::testing::ElementsAre(0));
+  const std::map<uint64_t, std::string> failed = master.failed();
+  ASSERT_EQ(failed.size(), 7u);
+  EXPECT_THAT(failed.at(1), HasSubstr("output name"));
+  EXPECT_THAT(failed.at(2), HasSubstr("source path"));
+  EXPECT_THAT(failed.at(3), HasSubstr("absolute"));
+  EXPECT_THAT(failed.at(4), HasSubstr("output name"));
+  EXPECT_THAT(failed.at(5), HasSubstr("source path"));
+  EXPECT_THAT(failed.at(6), HasSubstr("output name"));
+  EXPECT_THAT(failed.at(7), HasSubstr("channel"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/escaped"));
+}
+
+// The master ended the job, wrote its verdict and left while this worker was
+// still in the middle of a shard (or in backoff): the worker has ended, not
+// failed; its commit is moot (ABORTED), not UNAVAILABLE.
+TEST(WorkerTest, AWorkerFindingItsOwnJobsVerdictEndsCleanly) {
+  CoordinatorOptions options = FastOptions();
+  options.heartbeat_interval = absl::Seconds(30);  // nothing tells it before
+  options.lease_timeout = absl::Seconds(60);
+  MasterFixture master(2, 40, 20, options);
+  WorkerOptions o = Options(master.target(), 0, master.input_dir(), master.output_dir());
+  o.prefetch = 0;
+  o.max_backoff = absl::Milliseconds(50);
+  auto worker = Worker::Create(o);
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  absl::StatusOr<std::optional<Shard>> next = (*worker)->NextShard();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  auto out = ShardOutput::Open(**next, (*worker)->output_dir());
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE((*out)->WriteLine("x").ok());
+  master.coordinator().Stop("by the operator");
+  master.server().Shutdown();
+  ASSERT_TRUE(master.Finish().ok());
+  const absl::Status committed = (*out)->Commit();
+  EXPECT_EQ(committed.code(), absl::StatusCode::kAborted) << committed;
+  absl::StatusOr<std::optional<Shard>> after = (*worker)->NextShard();
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_FALSE(after->has_value());
+  EXPECT_TRUE((*worker)->job_over());
+  EXPECT_FALSE((*worker)->job_succeeded());
+  EXPECT_THAT((*worker)->end_reason(), HasSubstr("_FAILED"));
+}
+
+// Issue 10, item 6: a worker of a new job exited 0 ("job over (succeeded)")
+// because the output held an earlier job's _SUCCESS. Only a marker that names
+// the worker's own job instance counts.
+TEST(WorkerTest, AnEndMarkerOfAnotherJobIsNotBelieved) {
+  CoordinatorOptions options = FastOptions();
+  options.heartbeat_interval = absl::Seconds(30);
+  options.lease_timeout = absl::Seconds(60);
+  MasterFixture master(2, 40, 20, options);
+  WorkerOptions o = Options(master.target(), 0, master.input_dir(), master.output_dir());
+  o.prefetch = 0;
+  o.max_backoff = absl::Milliseconds(50);
+  o.master_lost_timeout = absl::Seconds(1);
+  auto worker = Worker::Create(o);
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  absl::StatusOr<std::optional<Shard>> next = (*worker)->NextShard();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  master.server().Shutdown();  // killed mid-job: it will be restarted
+  testing::WriteFileOrDie(master.output_dir() + "/_SUCCESS",
+                          R"({"job_id":"old","job_uid":"an-earlier-job"})"
+                          "\n");
+  testing::WriteFileOrDie(master.output_dir() + "/_FAILED", "");
+  const absl::Status committed = (**next).Commit();
+  EXPECT_EQ(committed.code(), absl::StatusCode::kUnavailable) << committed;
+  EXPECT_FALSE((*worker)->job_over());
 }
 
 }  // namespace

@@ -1,14 +1,20 @@
 #include "worker_core.h"
 
+#include <fcntl.h>
 #include <grpcpp/create_channel.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
+#include <cerrno>
+#include <optional>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "elasticbatch/pai_environment.h"
+#include "json_value.h"
 
 namespace elasticbatch::internal {
 namespace {
@@ -17,6 +23,65 @@ constexpr absl::Duration kInitialBackoff = absl::Milliseconds(50);
 // Confirmations ride on other calls; one that waits this long gets its own.
 constexpr absl::Duration kConfirmationDelay = absl::Milliseconds(50);
 constexpr absl::Duration kMaxLongPoll = absl::Seconds(1);
+
+// The job instance an end marker names, or nullopt (no marker, unreadable,
+// not ours to parse). Reads at most a few KiB: the marker is one JSON line.
+std::optional<std::string> ReadMarkerJobUid(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::nullopt;
+  std::string text(64 << 10, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  text.resize(got);
+  absl::StatusOr<google::protobuf::Value> json = ParseJson(text, path);
+  if (!json.ok() || !json->has_struct_value()) return std::nullopt;
+  const auto& fields = json->struct_value().fields();
+  auto it = fields.find("job_uid");
+  if (it == fields.end() || !it->second.has_string_value()) return std::nullopt;
+  return it->second.string_value();
+}
+
+// A source path relative to the input root that cannot leave it.
+absl::Status CheckRelativeSource(const std::string& source) {
+  if (source.empty()) return absl::OkStatus();  // the channel itself
+  if (source.size() > 4096)
+    return absl::InvalidArgumentError("a source path over 4096 bytes");
+  if (source.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("a NUL byte in its source path");
+  }
+  if (source[0] == '/') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "an absolute source path '", absl::CHexEscape(source.substr(0, 200)), "'"));
+  }
+  for (absl::string_view part : absl::StrSplit(source, '/')) {
+    // The master never lists hidden or marker names ('.', '_'), nor "..".
+    if (part.empty() || part[0] == '.' || part[0] == '_') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("source path '", absl::CHexEscape(source.substr(0, 200)),
+                       "', which is not a plain relative path"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A shard's output name: one plain file name in the output directory.
+absl::Status CheckOutputName(const std::string& name) {
+  const bool plain = !name.empty() && name.size() <= 255 && name[0] != '.' &&
+                     name[0] != '_' && std::all_of(name.begin(), name.end(), [](char c) {
+                       return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                              c == '.' || c == '-' || c == '_';
+                     });
+  if (plain) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("output name '",
+                                                 absl::CHexEscape(name.substr(0, 200)),
+                                                 "', which is not a plain file name"));
+}
 
 bool Transient(grpc::StatusCode code) {
   return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::CANCELLED ||
@@ -134,12 +199,48 @@ bool WorkerCore::BackOffUnlessStopped(absl::Duration* backoff) {
 }
 
 bool WorkerCore::JobEndedOnDisk() {
-  if (output_dir_.empty()) return false;
-  std::error_code ec;
-  const bool succeeded = std::filesystem::exists(output_dir_ + "/_SUCCESS", ec);
-  if (!succeeded && !std::filesystem::exists(output_dir_ + "/_FAILED", ec)) return false;
-  MarkEnded(succeeded, "the master is gone and left its verdict in the output channel");
-  return true;
+  // A marker that does not name our job instance may be an earlier job's
+  // (same output directory, same job id): believing it would end a live job.
+  if (output_dir_.empty() || job_uid_.empty()) return false;
+  for (const bool succeeded : {true, false}) {
+    const std::string path = output_dir_ + (succeeded ? "/_SUCCESS" : "/_FAILED");
+    std::optional<std::string> uid = ReadMarkerJobUid(path);
+    if (uid.has_value() && *uid == job_uid_) {
+      MarkEnded(succeeded,
+                absl::StrCat("the master is gone and left its verdict in ", path));
+      return true;
+    }
+  }
+  return false;
+}
+
+grpc::Status WorkerCore::JobOverStatus() const {
+  return grpc::Status(grpc::StatusCode::ABORTED,
+                      absl::StrCat("the job is over (", end_reason(), ")"));
+}
+
+absl::Status WorkerCore::ValidateShard(const v1::Shard& shard) const {
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the master sent shard ", shard.shard_id(), " attempt ",
+                     shard.attempt(), " with ", why, "; refusing to process it"));
+  };
+  if (shard.attempt() == 0) return bad("attempt 0");
+  if (shard.channel() != input_channel_) {
+    return bad(absl::StrCat("channel '", absl::CHexEscape(shard.channel().substr(0, 64)),
+                            "' (the job's input channel is '", input_channel_, "')"));
+  }
+  if (shard.unit() != v1::SHARD_UNIT_BYTES && shard.unit() != v1::SHARD_UNIT_RECORDS) {
+    return bad("an unknown unit");
+  }
+  if (shard.begin() > shard.end()) return bad("begin after end");
+  if (absl::Status s = CheckRelativeSource(shard.source()); !s.ok()) {
+    return bad(std::string(s.message()));
+  }
+  if (absl::Status s = CheckOutputName(shard.output_name()); !s.ok()) {
+    return bad(std::string(s.message()));
+  }
+  return absl::OkStatus();
 }
 
 grpc::Status WorkerCore::Register(uint64_t stale_session) {
@@ -178,12 +279,24 @@ grpc::Status WorkerCore::Register(uint64_t stale_session) {
     grpc::Status s = stub_->RegisterWorker(&ctx, req, &resp);
     if (s.ok()) break;
     if (!Transient(s.error_code())) return s;
-    if (JobEndedOnDisk() || absl::Now() - started > options_.master_lost_timeout)
-      return s;
+    if (JobEndedOnDisk()) return JobOverStatus();
+    if (absl::Now() - started > options_.master_lost_timeout) return s;
     if (!BackOffUnlessStopped(&backoff)) return s;
   }
   absl::MutexLock lock(&mu_);
+  if (!job_uid_.empty() && resp.job().job_uid() != job_uid_) {
+    // Same address, another job instance (a master started over with a fresh
+    // state dir): our leases and outputs mean nothing to it.
+    const grpc::Status other(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("the master at ", options_.master_address,
+                     " now runs another job instance (", resp.job().job_uid(), ", not ",
+                     job_uid_, "): stopping"));
+    FatalLocked(ToAbsl(other));
+    return other;
+  }
   if (input_channel_.empty()) {
+    job_uid_ = resp.job().job_uid();
     input_channel_ = resp.job().input_channel();
     output_channel_ = resp.job().output_channel();
     total_shards_ = resp.job().total_shards();
@@ -226,7 +339,7 @@ grpc::Status WorkerCore::CallMaster(
     if (!Transient(s.error_code())) return s;
     const absl::Time now = absl::Now();
     if (lost_since == absl::InfinitePast()) lost_since = now;
-    if (JobEndedOnDisk()) return s;
+    if (JobEndedOnDisk()) return JobOverStatus();
     if (now - lost_since > options_.master_lost_timeout) {
       return grpc::Status(
           grpc::StatusCode::UNAVAILABLE,
@@ -402,24 +515,34 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
     MarkEnded(resp.job_succeeded(), resp.end_reason());
     return true;
   }
-  absl::MutexLock lock(&mu_);
-  const absl::Time now = absl::Now();
-  last_heartbeat_ = now;  // the call renewed every lease it listed
-  if (resp.outcome() == v1::AcquireShardsResponse::WAIT) {
-    next_acquire_ = now + std::clamp(FromProto(resp.retry_after()),
-                                     absl::Milliseconds(10), absl::Seconds(5));
-    return true;
+  std::vector<std::pair<LeaseKey, absl::Status>> refused;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    last_heartbeat_ = now;  // the call renewed every lease it listed
+    if (resp.outcome() == v1::AcquireShardsResponse::WAIT) {
+      next_acquire_ = now + std::clamp(FromProto(resp.retry_after()),
+                                       absl::Milliseconds(10), absl::Seconds(5));
+      return true;
+    }
+    next_acquire_ = absl::InfinitePast();
+    for (const v1::Shard& shard : resp.shards()) {
+      if (absl::Status valid = ValidateShard(shard); !valid.ok()) {
+        refused.push_back({{shard.shard_id(), shard.attempt()}, valid});
+        continue;
+      }
+      auto state = std::make_shared<ShardState>();
+      state->shard = shard;
+      state->unit = shard.unit() == v1::SHARD_UNIT_RECORDS ? ShardUnit::kRecords
+                                                           : ShardUnit::kBytes;
+      state->input_path = ResolveInput(shard.source());
+      held_[state->key()] = state;
+      queue_.push_back(std::move(state));
+    }
   }
-  next_acquire_ = absl::InfinitePast();
-  for (const v1::Shard& shard : resp.shards()) {
-    auto state = std::make_shared<ShardState>();
-    state->shard = shard;
-    state->unit =
-        shard.unit() == v1::SHARD_UNIT_RECORDS ? ShardUnit::kRecords : ShardUnit::kBytes;
-    state->input_path = ResolveInput(shard.source());
-    held_[state->key()] = state;
-    queue_.push_back(std::move(state));
-  }
+  // Loudly: the master records the error (and quarantines the shard if it
+  // keeps coming back like this); nothing of it is processed here.
+  for (const auto& [key, error] : refused) (void)ReportFailure(key, error, true);
   return true;
 }
 

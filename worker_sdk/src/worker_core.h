@@ -86,8 +86,15 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // Waits a random time up to `*backoff` unless Stop() is called, and doubles
   // `*backoff` up to max_backoff; false when stopping.
   bool BackOffUnlessStopped(absl::Duration* backoff);
-  // _SUCCESS or _FAILED in the output channel: the job is over.
+  // _SUCCESS or _FAILED in the output channel that names this worker's job
+  // instance: the job is over (the master may be gone for good).
   bool JobEndedOnDisk();
+  // The status a call returns once JobEndedOnDisk() said the job is over.
+  grpc::Status JobOverStatus() const;
+  // OK when a shard from the master stays within this worker's input and
+  // output roots and is well-formed; else why not (the shard is failed, never
+  // processed: a rogue or confused master must not steer the worker).
+  absl::Status ValidateShard(const v1::Shard& shard) const;
 
   void Run();
   bool AcquireOnce(uint32_t max_shards);
@@ -123,6 +130,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // Facts from the first registration; constant afterwards.
   std::string input_channel_;
   std::string output_channel_;
+  std::string job_uid_;
   std::string input_root_;
   std::string output_dir_;
   uint64_t total_shards_ = 0;

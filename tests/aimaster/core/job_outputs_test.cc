@@ -49,6 +49,10 @@ std::vector<std::string> TempFiles(const std::string& dir) {
   return out;
 }
 
+JobVerdict Verdict(bool succeeded, const std::string& reason) {
+  return {"job-a", "0123abcd", succeeded, reason};
+}
+
 class JobOutputsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -84,7 +88,7 @@ TEST_F(JobOutputsTest, SuccessWritesTheManifestThenSuccessAndDropsTheStagingDir)
   Journalled({{2, 1, 7, 3}, {0, 2, 5, 1}, {4, 1, 0, 0}, {3, 1, 9, 2}}, {});
   WriteFileOrDie(out_ + "/_temporary/part-00001.attempt-1", "partial");
   WriteFileOrDie(out_ + "/part-00000", "published output");
-  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", true, "").ok());
+  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", Verdict(true, "")).ok());
 
   EXPECT_THAT(
       Lines(ReadFileOrEmpty(out_ + "/_manifest.jsonl")),
@@ -96,7 +100,11 @@ TEST_F(JobOutputsTest, SuccessWritesTheManifestThenSuccessAndDropsTheStagingDir)
   EXPECT_TRUE(fs::exists(out_ + "/_quarantine.jsonl"));
   EXPECT_EQ(ReadFileOrEmpty(out_ + "/_quarantine.jsonl"), "");
   ASSERT_TRUE(fs::exists(out_ + "/_SUCCESS"));
-  EXPECT_EQ(fs::file_size(out_ + "/_SUCCESS"), 0u);
+  // The marker names the job instance, so no other job's workers believe it.
+  EXPECT_EQ(ReadFileOrEmpty(out_ + "/_SUCCESS"),
+            R"({"job_id":"job-a","job_uid":"0123abcd","state":"succeeded","reason":""})"
+            "\n");
+  EXPECT_EQ(EndMarkerJobUid(out_ + "/_SUCCESS"), "0123abcd");
   EXPECT_FALSE(fs::exists(out_ + "/_FAILED"));
   EXPECT_FALSE(fs::exists(out_ + "/_temporary"));
   // Outputs themselves are untouched.
@@ -107,7 +115,7 @@ TEST_F(JobOutputsTest, SuccessWritesTheManifestThenSuccessAndDropsTheStagingDir)
 TEST_F(JobOutputsTest, DuplicateCommitsAppearOnce) {
   // A journal can hold a shard twice (e.g. an adopted commit and a retry).
   Journalled({{1, 1, 7, 0}, {1, 2, 8, 1}}, {});
-  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", true, "").ok());
+  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", Verdict(true, "")).ok());
   std::vector<std::string> lines = Lines(ReadFileOrEmpty(out_ + "/_manifest.jsonl"));
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_THAT(lines[0], HasSubstr(R"("shard":1,)"));
@@ -120,9 +128,9 @@ TEST_F(JobOutputsTest, QuarantinedShardsAreListedWithEveryError) {
       {{1,
         {"worker 0: bad \"json\"", "line1\nline2\ttab\\", std::string("nul\0x\xff", 6)}},
        {4, {}}});
-  ASSERT_TRUE(
-      WriteJobOutputs(out_, state_, *shards_, "in", false, "1 shard(s) quarantined")
-          .ok());
+  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "in",
+                              Verdict(false, "1 shard(s) quarantined"))
+                  .ok());
   EXPECT_THAT(
       Lines(ReadFileOrEmpty(out_ + "/_quarantine.jsonl")),
       ElementsAre(
@@ -135,17 +143,20 @@ TEST_F(JobOutputsTest, FailureWritesTheReasonAndKeepsTheStagingDir) {
   Journalled({{0, 1, 4, 0}}, {});
   WriteFileOrDie(out_ + "/_SUCCESS", "");  // from an earlier run
   WriteFileOrDie(out_ + "/_temporary/x", "partial");
-  ASSERT_TRUE(
-      WriteJobOutputs(out_, state_, *shards_, "data", false, "stopped: by operator")
-          .ok());
-  EXPECT_EQ(ReadFileOrEmpty(out_ + "/_FAILED"), "stopped: by operator\n");
+  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data",
+                              Verdict(false, "stopped: by operator"))
+                  .ok());
+  EXPECT_EQ(
+      ReadFileOrEmpty(out_ + "/_FAILED"),
+      R"({"job_id":"job-a","job_uid":"0123abcd","state":"failed","reason":"stopped: by operator"})"
+      "\n");
   EXPECT_FALSE(fs::exists(out_ + "/_SUCCESS"));
   EXPECT_TRUE(fs::exists(out_ + "/_temporary/x"));
   EXPECT_EQ(Lines(ReadFileOrEmpty(out_ + "/_manifest.jsonl")).size(), 1u);
   EXPECT_TRUE(fs::exists(out_ + "/_quarantine.jsonl"));
 
   // A later successful run replaces the failure marker.
-  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", true, "").ok());
+  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", Verdict(true, "")).ok());
   EXPECT_FALSE(fs::exists(out_ + "/_FAILED"));
   EXPECT_TRUE(fs::exists(out_ + "/_SUCCESS"));
   EXPECT_FALSE(fs::exists(out_ + "/_temporary"));
@@ -160,7 +171,8 @@ TEST_F(JobOutputsTest, RecordShardsNameTheChannel) {
   (*j)->AppendCommit({2, 1, 5, 0});
   ASSERT_TRUE((*j)->SyncAll().ok());
   ASSERT_TRUE(
-      WriteJobOutputs(out_, state_ + "-records", *records, "table", true, "").ok());
+      WriteJobOutputs(out_, state_ + "-records", *records, "table", Verdict(true, ""))
+          .ok());
   EXPECT_EQ(
       ReadFileOrEmpty(out_ + "/_manifest.jsonl"),
       R"({"shard":2,"source":"table","begin":20,"end":25,"unit":"records","output":"part-00002","records":5,"attempt":1,"worker":0})"
@@ -176,7 +188,8 @@ TEST_F(JobOutputsTest, SingleFileInputIsNamedByItsChannel) {
   ASSERT_TRUE(j.ok());
   (*j)->AppendCommit({2, 1, 1, 0});
   ASSERT_TRUE((*j)->SyncAll().ok());
-  ASSERT_TRUE(WriteJobOutputs(out_, state_ + "-single", *single, "data", true, "").ok());
+  ASSERT_TRUE(
+      WriteJobOutputs(out_, state_ + "-single", *single, "data", Verdict(true, "")).ok());
   EXPECT_THAT(ReadFileOrEmpty(out_ + "/_manifest.jsonl"),
               HasSubstr(R"("source":"data","begin":8,"end":9,)"));
 }
@@ -184,15 +197,17 @@ TEST_F(JobOutputsTest, SingleFileInputIsNamedByItsChannel) {
 TEST_F(JobOutputsTest, EmptyJournalWritesEmptyListings) {
   Journalled({}, {});
   ASSERT_TRUE(
-      WriteJobOutputs(out_, state_, *shards_, "data", false, "nothing done").ok());
+      WriteJobOutputs(out_, state_, *shards_, "data", Verdict(false, "nothing done"))
+          .ok());
   EXPECT_TRUE(fs::exists(out_ + "/_manifest.jsonl"));
   EXPECT_EQ(ReadFileOrEmpty(out_ + "/_manifest.jsonl"), "");
-  EXPECT_EQ(ReadFileOrEmpty(out_ + "/_FAILED"), "nothing done\n");
+  EXPECT_THAT(ReadFileOrEmpty(out_ + "/_FAILED"),
+              HasSubstr(R"("reason":"nothing done")"));
 }
 
 TEST_F(JobOutputsTest, MissingJournalIsAnErrorAndWritesNothing) {
-  absl::Status s =
-      WriteJobOutputs(out_, dir_.path() + "/no-state", *shards_, "data", true, "");
+  absl::Status s = WriteJobOutputs(out_, dir_.path() + "/no-state", *shards_, "data",
+                                   Verdict(true, ""));
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
   EXPECT_FALSE(fs::exists(out_ + "/_SUCCESS"));
   EXPECT_FALSE(fs::exists(out_ + "/_manifest.jsonl"));
@@ -201,8 +216,8 @@ TEST_F(JobOutputsTest, MissingJournalIsAnErrorAndWritesNothing) {
 
 TEST_F(JobOutputsTest, MissingOutputDirIsAnError) {
   Journalled({{0, 1, 4, 0}}, {});
-  absl::Status s =
-      WriteJobOutputs(dir_.path() + "/no/such/dir", state_, *shards_, "data", true, "");
+  absl::Status s = WriteJobOutputs(dir_.path() + "/no/such/dir", state_, *shards_, "data",
+                                   Verdict(true, ""));
   EXPECT_FALSE(s.ok());
   EXPECT_FALSE(fs::exists(dir_.path() + "/no/such/dir/_SUCCESS"));
 }
@@ -231,12 +246,52 @@ TEST_F(JobOutputsTest, LinksPlantedInTheOutputChannelAreNeverWrittenThrough) {
                            "_FAILED.tmp", "_quarantine.jsonl"}) {
     fs::create_symlink(victim, out_ + "/" + name);
   }
-  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", true, "").ok());
+  ASSERT_TRUE(WriteJobOutputs(out_, state_, *shards_, "data", Verdict(true, "")).ok());
   EXPECT_EQ(ReadFileOrEmpty(victim), "precious");
   // The link at a final name was replaced by the real file, not written through.
   EXPECT_FALSE(fs::is_symlink(out_ + "/_quarantine.jsonl"));
   EXPECT_TRUE(fs::is_regular_file(out_ + "/_SUCCESS"));
   EXPECT_EQ(Lines(ReadFileOrEmpty(out_ + "/_manifest.jsonl")).size(), 5u);
+}
+
+// Issue 10, item 6: a new job's workers ended 0.6 s after the master was
+// killed because the output held an earlier job's _SUCCESS.
+TEST(PrepareOutputChannelTest, AnotherJobsMarkerIsRefusedAndOurOwnCleared) {
+  TempDir dir;
+  const std::string out = dir.path();
+  // An earlier job's verdict (an old-style empty marker names no job).
+  WriteFileOrDie(out + "/_SUCCESS", "");
+  absl::Status s = PrepareOutputChannel(out, "new-uid", /*resumed=*/false);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("_SUCCESS"));
+  WriteFileOrDie(out + "/_SUCCESS", R"({"job_id":"j","job_uid":"old-uid"})");
+  s = PrepareOutputChannel(out, "new-uid", /*resumed=*/true);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("old-uid"));
+  EXPECT_TRUE(fs::exists(out + "/_SUCCESS"));  // refused, not removed
+  // This instance's own verdict from before a restart is cleared.
+  fs::remove(out + "/_SUCCESS");
+  WriteFileOrDie(out + "/_FAILED", R"({"job_id":"j","job_uid":"new-uid"})");
+  EXPECT_TRUE(PrepareOutputChannel(out, "new-uid", /*resumed=*/true).ok());
+  EXPECT_FALSE(fs::exists(out + "/_FAILED"));
+  // A link planted as a marker is not followed to find a uid.
+  WriteFileOrDie(dir.path() + "-elsewhere", R"({"job_uid":"new-uid"})");
+  fs::create_symlink(dir.path() + "-elsewhere", out + "/_SUCCESS");
+  EXPECT_FALSE(PrepareOutputChannel(out, "new-uid", true).ok());
+  fs::remove(dir.path() + "-elsewhere");
+}
+
+TEST(PrepareOutputChannelTest, ANewJobRefusesAnOutputHoldingResults) {
+  TempDir dir;
+  WriteFileOrDie(dir.path() + "/_temporary/x", "staging");
+  WriteFileOrDie(dir.path() + "/_state/journal", "state");
+  WriteFileOrDie(dir.path() + "/notes.txt", "user file");
+  EXPECT_TRUE(PrepareOutputChannel(dir.path(), "uid", /*resumed=*/false).ok());
+  WriteFileOrDie(dir.path() + "/part-00007", "old output");
+  absl::Status s = PrepareOutputChannel(dir.path(), "uid", /*resumed=*/false);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("part-00007"));
+  // A resumed job's own part files are expected.
+  EXPECT_TRUE(PrepareOutputChannel(dir.path(), "uid", /*resumed=*/true).ok());
 }
 
 TEST(ProbeWritableDirectoryTest, ProbesWithoutFollowingLinksOrLeavingFiles) {
