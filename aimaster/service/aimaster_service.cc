@@ -20,6 +20,16 @@ bool WorthParking(const AcquireResult& result) {
 
 }  // namespace
 
+class AimasterService::AcquireReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit AcquireReactor(AimasterService* service) : service_(service) {}
+  void OnCancel() override { service_->Unpark(this); }
+  void OnDone() override { delete this; }
+
+ private:
+  AimasterService* const service_;
+};
+
 AimasterService::AimasterService(JobCoordinator* coordinator, DurabilityQueue* durability)
     : coordinator_(coordinator), durability_(durability) {}
 
@@ -107,7 +117,7 @@ void AimasterService::FillAcquire(const AcquireResult& result,
 grpc::ServerUnaryReactor* AimasterService::AcquireShards(
     grpc::CallbackServerContext* ctx, const v1::AcquireShardsRequest* request,
     v1::AcquireShardsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto* reactor = new AcquireReactor(this);
   // Read before asking: work that appears after this read wakes the call even
   // if it appears before the call is parked.
   const uint64_t epoch = coordinator_->work_epoch();
@@ -127,7 +137,7 @@ grpc::ServerUnaryReactor* AimasterService::AcquireShards(
     deadline = std::min(deadline, client_deadline - kDeadlineMargin);
     if (deadline > absl::Now()) {
       absl::MutexLock lock(&mu_);
-      parked_.push_back({reactor, request, response, deadline, epoch});
+      parked_.push_back({reactor, ctx, request, response, deadline, epoch});
       return reactor;
     }
   }
@@ -153,6 +163,11 @@ void AimasterService::RetryParked() {
   }
   std::list<Parked> still_waiting;
   for (Parked& p : due) {
+    if (p.ctx->IsCancelled()) {
+      // Gone between its cancellation and now: hand it nothing.
+      p.reactor->Finish(grpc::Status::CANCELLED);
+      continue;
+    }
     absl::StatusOr<AcquireResult> result =
         coordinator_->Acquire(p.request->session_id(), p.request->max_shards(), {}, {});
     if (!result.ok()) {
@@ -171,6 +186,24 @@ void AimasterService::RetryParked() {
     absl::MutexLock lock(&mu_);
     parked_.splice(parked_.end(), still_waiting);
   }
+}
+
+void AimasterService::Unpark(AcquireReactor* reactor) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = std::find_if(parked_.begin(), parked_.end(),
+                           [&](const Parked& p) { return p.reactor == reactor; });
+    // Not parked: answered already, or being retried right now (the retry
+    // sees the cancellation).
+    if (it == parked_.end()) return;
+    parked_.erase(it);
+  }
+  reactor->Finish(grpc::Status::CANCELLED);
+}
+
+size_t AimasterService::parked() const {
+  absl::MutexLock lock(&mu_);
+  return parked_.size();
 }
 
 void AimasterService::ReleaseAllParked() {

@@ -45,10 +45,17 @@ class AimasterService final : public v1::AIMaster::CallbackService {
   void RetryParked();
   // Answers every parked acquire now (at shutdown).
   void ReleaseAllParked();
+  // Long-polling acquires waiting right now.
+  size_t parked() const;
 
  private:
+  // An acquire's reactor: one whose client goes away (cancelled, deadline
+  // passed) while it is parked leaves the queue at once, so work that
+  // appears later is not leased to a caller who will never see it.
+  class AcquireReactor;
   struct Parked {
-    grpc::ServerUnaryReactor* reactor;
+    AcquireReactor* reactor;
+    grpc::CallbackServerContext* ctx;
     const v1::AcquireShardsRequest* request;
     v1::AcquireShardsResponse* response;
     absl::Time deadline;
@@ -61,10 +68,12 @@ class AimasterService final : public v1::AIMaster::CallbackService {
   void FillAcquire(const AcquireResult& result,
                    v1::AcquireShardsResponse* response) const;
   void FinishAfterDurable(grpc::ServerUnaryReactor* reactor, uint64_t seq);
+  // The client of `reactor` went away: finish it if it is parked.
+  void Unpark(AcquireReactor* reactor);
 
   JobCoordinator* const coordinator_;
   DurabilityQueue* const durability_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::list<Parked> parked_ ABSL_GUARDED_BY(mu_);
 };
 

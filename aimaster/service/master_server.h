@@ -58,6 +58,8 @@ class MasterServer {
   std::string address() const;
   // A channel to this server that bypasses the network (for tests and tools).
   std::shared_ptr<grpc::Channel> InProcessChannel();
+  // Long-polling acquires waiting right now.
+  size_t parked_acquires() const { return aimaster_service_->parked(); }
 
   // Blocks until (a) the job ended and every live worker was told so, or
   // `grace` passed since the end; or (b) Shutdown was requested; or (c) the

@@ -415,6 +415,48 @@ TEST_F(AimasterServiceTest, AHugeErrorIsKeptBoundedInTheQuarantine) {
   EXPECT_EQ(quarantines, 1);
 }
 
+// A long-polling acquire whose client went away must leave the queue: it
+// used to stay parked and take the next requeued shard, which then sat with
+// nobody until its lease expired.
+TEST_F(AimasterServiceTest, AParkedAcquireWhoseClientLeftGetsNothing) {
+  const uint64_t a = Register(0);
+  const uint64_t b = Register(1);
+  v1::AcquireShardsResponse all;
+  ASSERT_TRUE(Acquire(a, 100, &all).ok());
+  ASSERT_EQ(all.shards_size(), 4);
+  v1::AcquireShardsRequest req;
+  req.set_session_id(b);
+  req.set_max_shards(1);
+  req.mutable_wait()->set_seconds(20);
+  v1::AcquireShardsResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  std::promise<grpc::Status> done;
+  stub_->async()->AcquireShards(&ctx, &req, &resp,
+                                [&](grpc::Status s) { done.set_value(s); });
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (master_.server().parked_acquires() == 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_EQ(master_.server().parked_acquires(), 1u);
+  ctx.TryCancel();
+  EXPECT_EQ(done.get_future().get().error_code(), grpc::StatusCode::CANCELLED);
+  while (master_.server().parked_acquires() != 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(master_.server().parked_acquires(), 0u);
+  Fail(a, all.shards(0));  // requeued: a parked call would take it now
+  for (const SessionInfo& s : master_.coordinator().Sessions()) {
+    if (s.session == b) {
+      EXPECT_EQ(s.leases_held, 0u);
+    }
+  }
+  v1::AcquireShardsResponse again;
+  ASSERT_TRUE(Acquire(b, 1, &again).ok());
+  ASSERT_EQ(again.shards_size(), 1);
+  EXPECT_EQ(again.shards(0).shard_id(), all.shards(0).shard_id());
+}
+
 TEST_F(AimasterServiceTest, CommitDecisionsAndHeartbeatCommands) {
   const uint64_t a = Register(0);
   const uint64_t b = Register(1);
