@@ -14,9 +14,9 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "commands.h"
+#include "elasticbatch/environment_contract.h"
 #include "job_config.h"
 #include "job_directory.h"
 #include "job_outputs.h"
@@ -287,7 +287,8 @@ int RunCommand(const cli::ParsedCommandLine& args) {
         kRun, absl::InvalidArgumentError(absl::StrCat(
                   "unexpected argument '", args.positional[1], "' (CMD goes after --)")));
   }
-  const std::string command = absl::StrJoin(args.after_dashes, " ");
+  // Each word after `--` arrives as given (one word is a shell command).
+  const std::string command = ShellCommandFromWords(args.after_dashes);
   const int32_t workers = absl::GetFlag(FLAGS_workers);
   if (workers < 1 || workers > 10000) {
     return cli::ReportUsageError(
@@ -374,7 +375,9 @@ int RunCommand(const cli::ParsedCommandLine& args) {
                         LaunchSpec s;
                         s.index = index;
                         s.attempt = attempt;
-                        s.command = command;
+                        // `$PAI_USER_ARGS` becomes the quoted hyperparameter
+                        // arguments: a value with spaces stays one argument.
+                        s.command = ExpandUserArgs(command, UserArgs(*hps));
                         s.working_dir = dir->usercode();
                         s.env = dir->WorkerEnvironment(index, attempt, master_address);
                         s.log_path = dir->LogPath(index, attempt);

@@ -126,9 +126,8 @@ absl::StatusOr<JobDirectory> JobDirectory::Create(const JobDirectorySpec& spec) 
     }
     env.push_back(absl::StrCat(OutputVariable(name), "=", channel.string(), "/"));
   }
-  std::string user_args;
+  const std::string user_args = UserArgs(spec.hyperparameters);
   for (const auto& [name, value] : spec.hyperparameters) {
-    absl::StrAppend(&user_args, user_args.empty() ? "" : " ", "--", name, " ", value);
     env.push_back(absl::StrCat(HyperparameterVariable(name), "=", value));
   }
   const std::string hps = JsonObject(spec.hyperparameters, /*typed=*/true);

@@ -6,8 +6,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "subprocess.h"
 
 namespace elasticbatch {
 namespace {
@@ -157,6 +160,78 @@ TEST(CheckEnvNamesDistinctTest, ExactDuplicateIsACollisionToo) {
       CheckEnvNamesDistinct({"epochs", "epochs"}, "hyperparameter");
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("'epochs'"));
+}
+
+// What `sh -c command` passes as arguments, one per element, with `env`.
+std::vector<std::string> ShellArgs(const std::string& command,
+                                   const std::vector<std::string>& env = {}) {
+  testing::SubprocessOptions o;
+  o.env = env;
+  o.cwd = "/";  // nothing for a stray glob to match
+  testing::ProcessResult r = testing::RunProcess(
+      {"/bin/sh", "-c",
+       "show() { for a in \"$@\"; do printf '[%s]\\n' \"$a\"; done; }; " + command},
+      absl::Seconds(30), o);
+  EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
+  std::vector<std::string> out = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  return out;
+}
+
+TEST(ShellQuoteTest, QuotesOnlyWhatTheShellWouldChange) {
+  EXPECT_EQ(ShellQuote("plain-word_1.2/x=y:z,@%+"), "plain-word_1.2/x=y:z,@%+");
+  EXPECT_EQ(ShellQuote(""), "''");
+  EXPECT_EQ(ShellQuote("a b*"), "'a b*'");
+  EXPECT_EQ(ShellQuote("it's"), "'it'\\''s'");
+  for (const std::string word : {"a b*", "it's $HOME", "`x` \"q\" \\ tab\t", "*", ""}) {
+    EXPECT_THAT(ShellArgs("show " + ShellQuote(word)),
+                ::testing::ElementsAre("[" + word + "]"))
+        << word;
+  }
+}
+
+// Issue 10: `--hp 'prompt=a b*'` must arrive as one argument.
+TEST(UserArgsTest, EveryValueArrivesAsOneArgument) {
+  const std::string args = UserArgs({{"prompt", "a b*"}, {"n", "2"}, {"empty", ""}});
+  EXPECT_EQ(args, "--prompt 'a b*' --n 2 --empty ''");
+  // The platform's own example is unchanged.
+  EXPECT_EQ(
+      UserArgs({{"epochs", "10"}, {"batch-size", "32"}, {"learning-rate", "0.001"}}),
+      "--epochs 10 --batch-size 32 --learning-rate 0.001");
+  const std::vector<std::string> expected = {"[--prompt]", "[a b*]",    "[--n]",
+                                             "[2]",        "[--empty]", "[]"};
+  // In a command string, through the launcher's substitution.
+  EXPECT_EQ(ShellArgs(ExpandUserArgs("show $PAI_USER_ARGS", args)), expected);
+  EXPECT_EQ(ShellArgs(ExpandUserArgs("show ${PAI_USER_ARGS}", args)), expected);
+  EXPECT_EQ(ShellSplit(args),
+            std::vector<std::string>({"--prompt", "a b*", "--n", "2", "--empty", ""}));
+  // In a script, with eval (what the README tells script writers).
+  EXPECT_EQ(
+      ShellArgs("eval \"set -- $PAI_USER_ARGS\"; show \"$@\"", {"PAI_USER_ARGS=" + args}),
+      expected);
+}
+
+TEST(ExpandUserArgsTest, ReplacesOnlyUnquotedReferences) {
+  EXPECT_EQ(ExpandUserArgs("a $PAI_USER_ARGS b", "X"), "a X b");
+  EXPECT_EQ(ExpandUserArgs("a ${PAI_USER_ARGS}b", "X"), "a Xb");
+  EXPECT_EQ(ExpandUserArgs("a $PAI_USER_ARGSX", "X"), "a $PAI_USER_ARGSX");
+  EXPECT_EQ(ExpandUserArgs("a '$PAI_USER_ARGS'", "X"), "a '$PAI_USER_ARGS'");
+  EXPECT_EQ(ExpandUserArgs("a \"$PAI_USER_ARGS\"", "X"), "a \"$PAI_USER_ARGS\"");
+  EXPECT_EQ(ExpandUserArgs("a \\$PAI_USER_ARGS", "X"), "a \\$PAI_USER_ARGS");
+  EXPECT_EQ(ExpandUserArgs("a \"it's\" $PAI_USER_ARGS", "X"), "a \"it's\" X");
+  EXPECT_EQ(ExpandUserArgs("x=1; $PAI_USER_ARGS;$PAI_USER_ARGS", "Y"), "x=1; Y;Y");
+}
+
+TEST(ShellCommandFromWordsTest, OneWordIsAScriptSeveralArriveAsGiven) {
+  EXPECT_EQ(ShellCommandFromWords({"python main.py $PAI_USER_ARGS"}),
+            "python main.py $PAI_USER_ARGS");
+  const std::string cmd =
+      ShellCommandFromWords({"show", "a b*", "$PAI_USER_ARGS", "--train=$PAI_INPUT_TRAIN",
+                             "${HOME}/x", "cost $5 `x` \"q\" \\", ""});
+  EXPECT_EQ(
+      ShellArgs(ExpandUserArgs(cmd, "--k 'v w'"),
+                {"PAI_INPUT_TRAIN=/in/train dir", "HOME=/home/u"}),
+      std::vector<std::string>({"[a b*]", "[--k]", "[v w]", "[--train=/in/train dir]",
+                                "[/home/u/x]", "[cost $5 `x` \"q\" \\]", "[]"}));
 }
 
 }  // namespace

@@ -408,6 +408,10 @@ TEST(PaiEnvironmentTest, UserArgsTable) {
        {"--epochs", "10", "--batch-size", "32", "--learning-rate", "0.001"}},
       {"  --a\t1\n--b   2  ", {"--a", "1", "--b", "2"}},
       {"--single", {"--single"}},
+      // Shell-quoted values (what `aimaster run` sets) stay one word.
+      {"--prompt 'a b*' --n 2 --empty ''",
+       {"--prompt", "a b*", "--n", "2", "--empty", ""}},
+      {R"(--q "say \"hi\"" --p it\'s)", {"--q", "say \"hi\"", "--p", "it's"}},
       {"", {}},
       {"   ", {}},
       {std::nullopt, {}},

@@ -158,7 +158,7 @@ std::optional<std::string> PaiEnvironment::Output(absl::string_view channel) con
 }
 
 std::vector<std::string> PaiEnvironment::UserArgList() const {
-  return absl::StrSplit(user_args_, absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
+  return ShellSplit(user_args_);
 }
 
 std::optional<PaiEnvironment::Value> PaiEnvironment::Find(absl::string_view name) const {

@@ -417,6 +417,41 @@ TEST_F(RunTest, AnInterruptedRunStopsItsWorkersAndSaysSo) {
   EXPECT_THAT(testing::ReadFileOrEmpty(out() + "/_FAILED"), HasSubstr("interrupted"));
 }
 
+// Issue 10: PAI_USER_ARGS was an unquoted join (a value with spaces split,
+// glob characters expanded under sh -c) and the words after `--` were joined
+// with spaces, losing their quoting. Every value arrives as one argument now.
+TEST_F(RunTest, HyperparametersAndCommandWordsArriveAsOneArgumentEach) {
+  const std::string script_args = dir_.path() + "/script-args";
+  const std::string word_args = dir_.path() + "/word-args";
+  // One word: a shell command; $PAI_USER_ARGS in it gives each value whole.
+  Run({"--workers=1", "--max-restarts=0", "--hp", "prompt=a b*", "--hp", "n=2"},
+      absl::StrCat("printf '[%s]\\n' $PAI_USER_ARGS > ", script_args));
+  EXPECT_EQ(testing::ReadFileOrEmpty(script_args), "[--prompt]\n[a b*]\n[--n]\n[2]\n");
+  // Several words: each arrives as given, $NAME references expanded.
+  std::vector<std::string> argv = {
+      kAimaster,     "run",
+      "--job-dir",   job() + "-2",
+      "--input",     "data=" + in(),
+      "--output",    "out",
+      "--workers=1", "--max-restarts=0",
+      "--hp",        "prompt=a b*",
+      "--hp",        "n=2",
+      "--",          "sh",
+      "-c",          "printf '[%s]\\n' \"$@\" > " + word_args,
+      "sh",          "$PAI_USER_ARGS",
+      "c d*",        "--n=$PAI_HPS_N"};
+  testing::SubprocessOptions o;
+  o.unset_env = {"ELASTICBATCH_CONFIG", "ElASTICBATCH_CONFIG"};
+  testing::RunProcess(argv, absl::Seconds(120), o);
+  EXPECT_EQ(testing::ReadFileOrEmpty(word_args),
+            "[--prompt]\n[a b*]\n[--n]\n[2]\n[c d*]\n[--n=2]\n");
+  // Scripts read it with eval; programs with shlex: the value is shell-quoted.
+  const std::string env_file = dir_.path() + "/env";
+  Run({"--workers=1", "--max-restarts=0", "--hp", "prompt=a b*"},
+      absl::StrCat("printf '%s' \"$PAI_USER_ARGS\" > ", env_file));
+  EXPECT_EQ(testing::ReadFileOrEmpty(env_file), "--prompt 'a b*'");
+}
+
 TEST_F(RunTest, CollidingNamesAreAConfigurationError) {
   auto r = Run({"--hp", "test_model=1", "--hp", "test-model=2"}, "true");
   EXPECT_EQ(r.exit_code, 2);

@@ -42,7 +42,8 @@ class PaiEnvironment {
   const std::map<std::string, std::string>& inputs() const { return inputs_; }
   const std::map<std::string, std::string>& outputs() const { return outputs_; }
 
-  // PAI_USER_ARGS verbatim ("--epochs 10 --batch-size 32"), and split on blanks.
+  // PAI_USER_ARGS verbatim ("--epochs 10 --prompt 'a b'"), and split into
+  // words as a shell would (quotes respected: {"--epochs","10","--prompt","a b"}).
   const std::string& user_args() const { return user_args_; }
   std::vector<std::string> UserArgList() const;
 
