@@ -1,12 +1,6 @@
 #include "journal.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -73,27 +67,11 @@ std::string EncodeHeader(const JournalHeader& h) {
   return p;
 }
 
-std::string ErrnoText(const std::string& what, const std::string& path) {
-  return absl::StrCat(what, " ", path, ": ", strerror(errno));
-}
-
-absl::Status WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      return absl::InternalError(absl::StrCat("journal write: ", strerror(errno)));
-    off += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
-
 // Parses records from `fd`. Stops at the end or at the first record that is
 // truncated or fails its checksum; *good_bytes is the length of the intact prefix.
-absl::Status ParseJournal(int fd, const std::string& path, const JournalHeader* expected,
-                          const JournalReplay& replay, JournalStats* stats,
-                          uint64_t* good_bytes, bool* saw_header) {
+absl::Status ParseJournal(JournalFile& file, const std::string& path,
+                          const JournalHeader* expected, const JournalReplay& replay,
+                          JournalStats* stats, uint64_t* good_bytes, bool* saw_header) {
   std::string buf;
   size_t pos = 0;  // parse position within buf
   uint64_t consumed = 0;
@@ -108,10 +86,9 @@ absl::Status ParseJournal(int fd, const std::string& path, const JournalHeader* 
       const size_t want = std::max<size_t>(need, 1 << 20);
       const size_t old = buf.size();
       buf.resize(old + want);
-      ssize_t n = read(fd, buf.data() + old, want);
-      if (n < 0 && errno == EINTR) n = 0;
-      if (n <= 0) eof = true;
-      buf.resize(old + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+      absl::StatusOr<size_t> n = file.Read(buf.data() + old, want);
+      if (!n.ok() || *n == 0) eof = true;
+      buf.resize(old + (n.ok() ? *n : 0));
     }
     return buf.size() - pos >= need;
   };
@@ -185,96 +162,75 @@ absl::Status ParseJournal(int fd, const std::string& path, const JournalHeader* 
   return absl::OkStatus();
 }
 
-absl::Status SyncDir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return absl::InternalError(ErrnoText("cannot open", dir));
-  fsync(fd);
-  close(fd);
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
                                                        const JournalHeader& header,
-                                                       const JournalReplay& replay) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
+                                                       const JournalReplay& replay,
+                                                       FileSystem* fs) {
+  if (fs == nullptr) fs = FileSystem::Default();
+  if (absl::Status s = fs->CreateDir(dir); !s.ok()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot create state dir ", dir, ": ", ec.message()));
+        absl::StrCat("cannot create state dir ", dir, ": ", s.message()));
   }
   auto journal = std::unique_ptr<Journal>(new Journal());
   journal->dir_ = dir;
   journal->path_ = dir + "/journal";
-  const std::string lock_path = dir + "/LOCK";
-  journal->lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (journal->lock_fd_ < 0) {
-    return absl::FailedPreconditionError(ErrnoText("cannot create", lock_path));
-  }
-  if (flock(journal->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = fs->LockFile(dir + "/LOCK");
+  if (absl::IsUnavailable(lock.status())) {
     return absl::FailedPreconditionError(
         absl::StrCat("state dir ", dir, " is in use by another aimaster"));
   }
-  journal->fd_ = open(journal->path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (journal->fd_ < 0) {
-    return absl::FailedPreconditionError(ErrnoText("cannot open", journal->path_));
-  }
+  if (!lock.ok()) return lock.status();
+  journal->lock_ = std::move(*lock);
+  absl::StatusOr<std::unique_ptr<JournalFile>> file = fs->OpenForAppend(journal->path_);
+  if (!file.ok()) return file.status();
+  journal->file_ = std::move(*file);
+  JournalFile& f = *journal->file_;
   uint64_t good = 0;
   bool saw_header = false;
-  absl::Status parsed = ParseJournal(journal->fd_, journal->path_, &header, replay,
+  absl::Status parsed = ParseJournal(f, journal->path_, &header, replay,
                                      &journal->replay_stats_, &good, &saw_header);
   if (!parsed.ok()) return parsed;
-  struct stat st;
-  fstat(journal->fd_, &st);
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (!saw_header && size > kMaxFirstWriteBytes) {
+  absl::StatusOr<uint64_t> size = f.Size();
+  if (!size.ok()) return size.status();
+  if (!saw_header && *size > kMaxFirstWriteBytes) {
     // More than a torn first write: this is damage, not a crash mid-append.
     return absl::DataLossError(absl::StrCat(
-        journal->path_, " has no intact header but holds ", size,
+        journal->path_, " has no intact header but holds ", *size,
         " bytes; refusing to overwrite it (move it away to start the job over)"));
   }
-  if (good < size) {
+  if (good < *size) {
     // A crash mid-append leaves a torn tail: it was never acknowledged.
-    journal->replay_stats_.truncated_bytes = size - good;
-    if (ftruncate(journal->fd_, static_cast<off_t>(good)) != 0) {
-      return absl::InternalError(ErrnoText("cannot truncate", journal->path_));
-    }
-  }
-  if (lseek(journal->fd_, static_cast<off_t>(good), SEEK_SET) < 0) {
-    return absl::InternalError(ErrnoText("cannot seek", journal->path_));
+    journal->replay_stats_.truncated_bytes = *size - good;
+    if (absl::Status s = f.Truncate(good); !s.ok()) return s;
   }
   std::string first;
   if (!saw_header) Frame(&first, kHeader, EncodeHeader(header));
   Frame(&first, kOpen, std::string());
-  if (absl::Status s = WriteAll(journal->fd_, first); !s.ok()) return s;
-  if (fdatasync(journal->fd_) != 0) {
-    return absl::InternalError(ErrnoText("cannot sync", journal->path_));
-  }
+  if (absl::Status s = f.Append(first); !s.ok()) return s;
+  if (absl::Status s = f.Sync(); !s.ok()) return s;
   if (!saw_header) {
-    if (absl::Status s = SyncDir(dir); !s.ok()) return s;
+    if (absl::Status s = fs->SyncDir(dir); !s.ok()) return s;
   }
   return journal;
 }
 
 absl::Status Journal::Read(const std::string& dir, const JournalReplay& replay,
-                           JournalStats* stats) {
+                           JournalStats* stats, FileSystem* fs) {
+  if (fs == nullptr) fs = FileSystem::Default();
   const std::string path = dir + "/journal";
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(ErrnoText("cannot open", path));
+  absl::StatusOr<std::unique_ptr<JournalFile>> file = fs->OpenForRead(path);
+  if (!file.ok()) return file.status();
   JournalStats local;
   uint64_t good = 0;
   bool saw_header = false;
-  absl::Status s = ParseJournal(fd, path, nullptr, replay,
-                                stats != nullptr ? stats : &local, &good, &saw_header);
-  close(fd);
-  return s;
+  return ParseJournal(**file, path, nullptr, replay, stats != nullptr ? stats : &local,
+                      &good, &saw_header);
 }
 
 Journal::~Journal() {
-  (void)SyncAll();
-  if (fd_ >= 0) close(fd_);
-  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
+  if (file_ != nullptr) (void)SyncAll();
 }
 
 uint64_t Journal::AppendLocked(char type, const std::string& payload) {
@@ -322,10 +278,8 @@ absl::Status Journal::Sync(uint64_t seq) {
   const uint64_t upto = appended_seq_;
   mu_.Unlock();
 
-  absl::Status s = WriteAll(fd_, batch);
-  if (s.ok() && fdatasync(fd_) != 0) {
-    s = absl::InternalError(absl::StrCat("journal fdatasync: ", strerror(errno)));
-  }
+  absl::Status s = file_->Append(batch);
+  if (s.ok()) s = file_->Sync();
 
   mu_.Lock();
   syncing_ = false;

@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "file_system.h"
 
 namespace elasticbatch::aimaster {
 
@@ -67,13 +68,15 @@ class Journal {
   // Opens or creates `dir`/journal, takes an exclusive lock on the directory
   // (FAILED_PRECONDITION when another master holds it), checks the header
   // against `header` (FAILED_PRECONDITION on mismatch) and replays every intact
-  // record through `replay`.
+  // record through `replay`. Files go through `fs` (null: FileSystem::Default()),
+  // which must outlive the journal.
   static absl::StatusOr<std::unique_ptr<Journal>> Open(const std::string& dir,
                                                        const JournalHeader& header,
-                                                       const JournalReplay& replay);
+                                                       const JournalReplay& replay,
+                                                       FileSystem* fs = nullptr);
   // Reads a journal without opening it for writing (for manifests and tools).
   static absl::Status Read(const std::string& dir, const JournalReplay& replay,
-                           JournalStats* stats = nullptr);
+                           JournalStats* stats = nullptr, FileSystem* fs = nullptr);
 
   ~Journal();
   Journal(const Journal&) = delete;
@@ -101,8 +104,9 @@ class Journal {
 
   std::string dir_;
   std::string path_;
-  int fd_ = -1;
-  int lock_fd_ = -1;
+  std::unique_ptr<FileLock> lock_;
+  // Written by one Sync() leader at a time (syncing_), outside mu_.
+  std::unique_ptr<JournalFile> file_;
   JournalStats replay_stats_;
 
   mutable absl::Mutex mu_;

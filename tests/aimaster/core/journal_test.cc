@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "crc32c.h"
+#include "faulty_file_system.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "subprocess.h"
@@ -572,6 +573,64 @@ TEST(JournalTest, ConcurrentSyncsAllSucceedAndEverythingIsDurable) {
       EXPECT_EQ(set.count(id), 1u) << id;
     }
   }
+}
+
+// The state dir lives inside the output channel, which workers can write: a
+// symlink planted there must not make the master write elsewhere.
+TEST(JournalTest, SymlinkPlantedAsTheJournalIsRefusedNotFollowed) {
+  TempDir dir;
+  WriteFileOrDie(dir.path() + "/victim", "precious");
+  std::filesystem::create_directories(dir.path() + "/state");
+  std::filesystem::create_symlink(dir.path() + "/victim", dir.path() + "/state/journal");
+  auto j = Journal::Open(dir.path() + "/state", kHeader, {});
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(j.status().message()), HasSubstr("symbolic link"));
+  EXPECT_EQ(ReadFileOrEmpty(dir.path() + "/victim"), "precious");
+  EXPECT_FALSE(Journal::Read(dir.path() + "/state", {}).ok());
+}
+
+TEST(JournalTest, SymlinkPlantedAsTheLockIsRefusedNotFollowed) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/state");
+  // A dangling link: following it would create the file it names.
+  std::filesystem::create_symlink(dir.path() + "/created", dir.path() + "/state/LOCK");
+  auto j = Journal::Open(dir.path() + "/state", kHeader, {});
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(j.status().message()), HasSubstr("symbolic link"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/created"));
+}
+
+// A new journal's name must be durable before anything in it is acknowledged:
+// a failed directory fsync fails the open (it used to be ignored).
+TEST(JournalTest, AFailedDirectorySyncFailsTheOpenOfANewJournal) {
+  TempDir dir;
+  FaultyFileSystem fs;
+  fs.FailSyncDir(EIO);
+  auto j = Journal::Open(dir.path(), kHeader, {}, &fs);
+  ASSERT_FALSE(j.ok());
+  EXPECT_THAT(std::string(j.status().message()), HasSubstr("cannot fsync " + dir.path()));
+  // A state dir that the open has to create: its parent is synced, checked too.
+  auto nested = Journal::Open(dir.path() + "/new/state", kHeader, {}, &fs);
+  ASSERT_FALSE(nested.ok());
+  EXPECT_THAT(std::string(nested.status().message()),
+              HasSubstr(dir.path() + "/new/state"));
+  fs.FailSyncDir(0);
+  EXPECT_TRUE(Journal::Open(dir.path() + "/new/state", kHeader, {}, &fs).ok());
+}
+
+TEST(JournalTest, AFailedFirstWriteOrSyncFailsTheOpen) {
+  TempDir dir;
+  FaultyFileSystem fs;
+  fs.FailAppend(1, ENOSPC);
+  auto full = Journal::Open(dir.path(), kHeader, {}, &fs);
+  ASSERT_FALSE(full.ok());
+  EXPECT_THAT(std::string(full.status().message()), HasSubstr("No space left"));
+  fs.FailSyncs(EIO);
+  auto unsynced = Journal::Open(dir.path(), kHeader, {}, &fs);
+  ASSERT_FALSE(unsynced.ok());
+  EXPECT_THAT(std::string(unsynced.status().message()), HasSubstr("fdatasync"));
 }
 
 }  // namespace
