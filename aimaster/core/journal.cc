@@ -14,11 +14,13 @@ constexpr char kCommit = 2;
 constexpr char kQuarantine = 3;
 constexpr char kOpen = 4;  // a master opened the journal (counts restarts)
 constexpr uint64_t kMagic = 0x314A424Cull;  // "LBJ1"
-constexpr uint32_t kVersion = 1;
-constexpr size_t kFrameBytes = 9;  // length, crc, type
+// Version 2: frames carry a checksum of their own header (so a damaged length
+// is told from a torn tail).
+constexpr uint32_t kVersion = 2;
+// Frame: u32 payload length, u8 type, u32 masked CRC-32C of the payload,
+// u32 masked CRC-32C of the 9 bytes before it; then the payload.
+constexpr size_t kFrameBytes = 13;
 constexpr uint32_t kMaxPayload = 64u << 20;
-// The first write of a journal (header and open records) is at most this long.
-constexpr uint64_t kMaxFirstWriteBytes = 2 * kFrameBytes + 4 * 10;
 
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -49,12 +51,19 @@ uint32_t GetU32(const char* p) {
   return v;
 }
 
+// LevelDB's mask: a run of zero bytes never carries a matching checksum, and
+// a checksum of data that holds checksums stays well mixed.
+uint32_t MaskedCrc(const char* data, size_t n) {
+  const uint32_t crc = Crc32c(0, data, n);
+  return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
+}
+
 void Frame(std::string* out, char type, const std::string& payload) {
+  const size_t start = out->size();
   PutU32(out, static_cast<uint32_t>(payload.size()));
-  uint32_t crc = Crc32c(0, &type, 1);
-  crc = Crc32c(crc, payload.data(), payload.size());
-  PutU32(out, crc);
   out->push_back(type);
+  PutU32(out, MaskedCrc(payload.data(), payload.size()));
+  PutU32(out, MaskedCrc(out->data() + start, 9));
   out->append(payload);
 }
 
@@ -67,53 +76,200 @@ std::string EncodeHeader(const JournalHeader& h) {
   return p;
 }
 
-// Parses records from `fd`. Stops at the end or at the first record that is
-// truncated or fails its checksum; *good_bytes is the length of the intact prefix.
-absl::Status ParseJournal(JournalFile& file, const std::string& path,
-                          const JournalHeader* expected, const JournalReplay& replay,
-                          JournalStats* stats, uint64_t* good_bytes, bool* saw_header) {
-  std::string buf;
-  size_t pos = 0;  // parse position within buf
-  uint64_t consumed = 0;
-  bool eof = false;
-  *saw_header = false;
-  auto fill = [&](size_t need) -> bool {
-    while (buf.size() - pos < need && !eof) {
-      if (pos > 0) {
-        buf.erase(0, pos);
-        pos = 0;
+// Everything a journal writes when it is opened: the header record (for a new
+// journal) and an open record.
+std::string FirstWrite(const JournalHeader& header, bool with_header) {
+  std::string out;
+  if (with_header) Frame(&out, kHeader, EncodeHeader(header));
+  Frame(&out, kOpen, std::string());
+  return out;
+}
+
+// Version 1 framed records as u32 length, u32 CRC-32C of (type, payload), u8
+// type. True when `data` starts with a version-1 header record.
+bool IsVersion1Header(const char* data, size_t n) {
+  if (n < 9) return false;
+  const uint32_t len = GetU32(data);
+  if (data[8] != kHeader || len > n - 9) return false;
+  if (Crc32c(Crc32c(0, data + 8, 1), data + 9, len) != GetU32(data + 4)) return false;
+  const char* p = data + 9;
+  uint64_t magic = 0, version = 0;
+  return GetVarint(&p, data + 9 + len, &magic) && magic == kMagic &&
+         GetVarint(&p, data + 9 + len, &version) && version == 1;
+}
+
+// Sequential reads of a journal file through a buffer.
+class JournalReader {
+ public:
+  explicit JournalReader(JournalFile& file) : file_(file) {}
+
+  // Reads until `n` bytes are buffered at the current position or the file
+  // ends; returns how many are buffered.
+  absl::StatusOr<size_t> Fill(size_t n) {
+    while (buf_.size() - pos_ < n && !eof_) {
+      if (pos_ > 0) {
+        buf_.erase(0, pos_);
+        pos_ = 0;
       }
-      const size_t want = std::max<size_t>(need, 1 << 20);
-      const size_t old = buf.size();
-      buf.resize(old + want);
-      absl::StatusOr<size_t> n = file.Read(buf.data() + old, want);
-      if (!n.ok() || *n == 0) eof = true;
-      buf.resize(old + (n.ok() ? *n : 0));
+      const size_t want = std::max<size_t>(n - buf_.size(), 1 << 20);
+      const size_t old = buf_.size();
+      buf_.resize(old + want);
+      absl::StatusOr<size_t> got = file_.Read(buf_.data() + old, want);
+      buf_.resize(old + (got.ok() ? *got : 0));
+      if (!got.ok()) {
+        // Never the end of the journal: that would drop every record after it.
+        return absl::Status(
+            got.status().code(),
+            absl::StrCat(got.status().message(), " (replaying byte ",
+                         offset_ + buf_.size(), "); nothing was changed"));
+      }
+      if (*got == 0) eof_ = true;
     }
-    return buf.size() - pos >= need;
-  };
-  while (fill(kFrameBytes)) {
-    const uint32_t len = GetU32(buf.data() + pos);
-    const uint32_t crc = GetU32(buf.data() + pos + 4);
-    if (len > kMaxPayload || !fill(kFrameBytes + len)) break;
-    const char type = buf[pos + 8];
-    const char* payload = buf.data() + pos + kFrameBytes;
-    uint32_t actual = Crc32c(0, &type, 1);
-    actual = Crc32c(actual, payload, len);
-    if (actual != crc) break;
-    const char* p = payload;
-    const char* end = payload + len;
-    if (!*saw_header) {
-      uint64_t magic, version, fingerprint, total;
+    return buf_.size() - pos_;
+  }
+  const char* data() const { return buf_.data() + pos_; }
+  void Skip(size_t n) {
+    pos_ += n;
+    offset_ += n;
+  }
+  uint64_t offset() const { return offset_; }
+  absl::Status SkipToEnd() {
+    while (true) {
+      absl::StatusOr<size_t> avail = Fill(1);
+      if (!avail.ok()) return avail.status();
+      if (*avail == 0) return absl::OkStatus();
+      Skip(*avail);
+    }
+  }
+  // Reads on to the end of the file, or to the first byte that is not zero;
+  // returns true when the rest of the file is all zero (offset() is then the
+  // file's size).
+  absl::StatusOr<bool> SkipZerosToEnd() {
+    while (true) {
+      absl::StatusOr<size_t> avail = Fill(1);
+      if (!avail.ok()) return avail.status();
+      if (*avail == 0) return true;
+      const char* p = data();
+      for (size_t i = 0; i < *avail; ++i) {
+        if (p[i] != 0) return false;
+      }
+      Skip(*avail);
+    }
+  }
+
+ private:
+  JournalFile& file_;
+  std::string buf_;
+  size_t pos_ = 0;
+  uint64_t offset_ = 0;
+  bool eof_ = false;
+};
+
+// What a parse found. Records count every frame: header, opens and the rest.
+struct Parsed {
+  bool saw_header = false;
+  uint64_t intact_bytes = 0;  // the whole, valid records at the start
+  uint64_t size = 0;          // bytes read to the end of the file
+  uint64_t records = 0;
+};
+
+std::string CorruptionMessage(const std::string& path, uint64_t at, uint64_t records,
+                              const std::string& what) {
+  return absl::StrCat(
+      "journal ", path, " is corrupt at byte ", at, " (record ", records + 1, ": ", what,
+      "); ", records == 1 ? "the 1 record" : absl::StrCat("the ", records, " records"),
+      " before it ", records == 1 ? "is" : "are",
+      " intact. Nothing was changed. Start over with a fresh --state-dir, or keep the "
+      "intact part with `truncate -s ",
+      at, " ", path, "` if you accept losing every record after it");
+}
+
+// Parses `file`, replaying every record through `replay` as it goes; checks
+// the header against `expected` when it is not null. A torn tail (a frame
+// that runs past the end of the file, or a tail of zero bytes) ends the
+// parse; any other bad frame is DATA_LOSS. `replay` may have seen records
+// when an error is returned.
+absl::StatusOr<Parsed> ParseJournal(JournalFile& file, const std::string& path,
+                                    const JournalHeader* expected,
+                                    const JournalReplay& replay, JournalStats* stats) {
+  Parsed out;
+  JournalReader in(file);
+  absl::StatusOr<size_t> avail = in.Fill(64);
+  if (!avail.ok()) return avail.status();
+  if (IsVersion1Header(in.data(), *avail)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "journal ", path,
+        " was written by an older aimaster (journal version 1) and cannot be resumed; "
+        "use a fresh --state-dir"));
+  }
+  while (true) {
+    const uint64_t start = in.offset();
+    avail = in.Fill(kFrameBytes);
+    if (!avail.ok()) return avail.status();
+    if (*avail == 0) break;  // the clean end
+    std::string bad;         // what is wrong with this frame, if anything
+    bool torn = false;
+    uint32_t len = 0;
+    char type = 0;
+    if (*avail < kFrameBytes) {
+      torn = true;  // the header runs past the end
+    } else {
+      const char* h = in.data();
+      len = GetU32(h);
+      type = h[4];
+      if (MaskedCrc(h, 9) != GetU32(h + 9)) {
+        bad = "header checksum mismatch";
+      } else if (len > kMaxPayload) {
+        bad = absl::StrCat("length ", len, " over the limit of ", kMaxPayload);
+      } else {
+        avail = in.Fill(kFrameBytes + len);
+        if (!avail.ok()) return avail.status();
+        if (*avail < kFrameBytes + len) {
+          torn = true;  // the payload runs past the end
+        } else if (MaskedCrc(in.data() + kFrameBytes, len) != GetU32(in.data() + 5)) {
+          bad = "checksum mismatch";
+        }
+      }
+    }
+    if (!bad.empty()) {
+      // A power loss can leave the file extended with zeros that were never
+      // written: a torn tail too. Anything else is damage.
+      absl::StatusOr<bool> zeros = in.SkipZerosToEnd();
+      if (!zeros.ok()) return zeros.status();
+      if (!*zeros && !out.saw_header) {
+        return absl::DataLossError(absl::StrCat(
+            "journal ", path, " has no intact header (", bad,
+            " at byte 0): it is damaged or not an ElasticBatch journal. Nothing was "
+            "changed. Move it away, or use a fresh --state-dir"));
+      }
+      if (!*zeros) {
+        return absl::DataLossError(CorruptionMessage(path, start, out.records, bad));
+      }
+      break;
+    }
+    if (torn) {  // a crash mid-append: this frame was never acknowledged
+      if (absl::Status s = in.SkipToEnd(); !s.ok()) return s;
+      break;
+    }
+    const char* p = in.data() + kFrameBytes;
+    const char* end = p + len;
+    if (!out.saw_header) {
+      uint64_t magic = 0, version = 0, fingerprint = 0, total = 0;
       if (type != kHeader || !GetVarint(&p, end, &magic) || magic != kMagic ||
-          !GetVarint(&p, end, &version) || !GetVarint(&p, end, &fingerprint) ||
-          !GetVarint(&p, end, &total)) {
+          !GetVarint(&p, end, &version)) {
         return absl::FailedPreconditionError(
             absl::StrCat(path, " is not an ElasticBatch journal"));
       }
       if (version != kVersion) {
         return absl::FailedPreconditionError(absl::StrCat(
-            path, " has journal version ", version, ", expected ", kVersion));
+            "journal ", path, " was written by ",
+            version < kVersion ? "an older" : "a newer", " aimaster (journal version ",
+            version, "; this one reads version ", kVersion,
+            "); use a fresh --state-dir"));
+      }
+      if (!GetVarint(&p, end, &fingerprint) || !GetVarint(&p, end, &total)) {
+        return absl::DataLossError(
+            CorruptionMessage(path, start, out.records, "undecodable header record"));
       }
       if (expected != nullptr && (fingerprint != expected->layout_fingerprint ||
                                   total != expected->total_shards)) {
@@ -124,12 +280,13 @@ absl::Status ParseJournal(JournalFile& file, const std::string& path,
             " shards, layout ", absl::Hex(expected->layout_fingerprint),
             "): use a fresh --state-dir"));
       }
-      *saw_header = true;
+      out.saw_header = true;
     } else if (type == kCommit) {
       uint64_t shard, attempt, records, task;
       if (!GetVarint(&p, end, &shard) || !GetVarint(&p, end, &attempt) ||
           !GetVarint(&p, end, &records) || !GetVarint(&p, end, &task)) {
-        break;
+        return absl::DataLossError(
+            CorruptionMessage(path, start, out.records, "undecodable commit record"));
       }
       ++stats->commits;
       if (replay.on_commit) {
@@ -139,9 +296,8 @@ absl::Status ParseJournal(JournalFile& file, const std::string& path,
     } else if (type == kQuarantine) {
       QuarantineRecord q;
       uint64_t n;
-      if (!GetVarint(&p, end, &q.shard_id) || !GetVarint(&p, end, &n)) break;
-      bool ok = true;
-      for (uint64_t i = 0; i < n && ok; ++i) {
+      bool ok = GetVarint(&p, end, &q.shard_id) && GetVarint(&p, end, &n);
+      for (uint64_t i = 0; ok && i < n; ++i) {
         uint64_t l;
         ok = GetVarint(&p, end, &l) && l <= static_cast<uint64_t>(end - p);
         if (ok) {
@@ -149,17 +305,29 @@ absl::Status ParseJournal(JournalFile& file, const std::string& path,
           p += l;
         }
       }
-      if (!ok) break;
+      if (!ok) {
+        return absl::DataLossError(
+            CorruptionMessage(path, start, out.records, "undecodable quarantine record"));
+      }
       ++stats->quarantines;
       if (replay.on_quarantine) replay.on_quarantine(q);
     } else if (type == kOpen) {
       ++stats->previous_opens;
+    } else if (type == kHeader) {
+      return absl::DataLossError(
+          CorruptionMessage(path, start, out.records, "a second header record"));
+    } else {
+      return absl::DataLossError(CorruptionMessage(
+          path, start, out.records,
+          absl::StrCat("unknown record type ", static_cast<int>(type))));
     }
-    pos += kFrameBytes + len;
-    consumed += kFrameBytes + len;
+    in.Skip(kFrameBytes + len);
+    out.intact_bytes = in.offset();
+    ++out.records;
   }
-  *good_bytes = consumed;
-  return absl::OkStatus();
+  out.size = in.offset();
+  stats->truncated_bytes = out.size - out.intact_bytes;
+  return out;
 }
 
 }  // namespace
@@ -187,30 +355,31 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
   if (!file.ok()) return file.status();
   journal->file_ = std::move(*file);
   JournalFile& f = *journal->file_;
-  uint64_t good = 0;
-  bool saw_header = false;
-  absl::Status parsed = ParseJournal(f, journal->path_, &header, replay,
-                                     &journal->replay_stats_, &good, &saw_header);
-  if (!parsed.ok()) return parsed;
+  absl::StatusOr<Parsed> parsed =
+      ParseJournal(f, journal->path_, &header, replay, &journal->replay_stats_);
+  if (!parsed.ok()) return parsed.status();
   absl::StatusOr<uint64_t> size = f.Size();
   if (!size.ok()) return size.status();
-  if (!saw_header && *size > kMaxFirstWriteBytes) {
+  if (*size != parsed->size) {
+    return absl::InternalError(absl::StrCat(
+        "journal ", journal->path_, " changed while it was replayed (", parsed->size,
+        " bytes read, now ", *size, "); is another process writing it?"));
+  }
+  const std::string first = FirstWrite(header, !parsed->saw_header);
+  if (!parsed->saw_header && *size > first.size()) {
     // More than a torn first write: this is damage, not a crash mid-append.
     return absl::DataLossError(absl::StrCat(
-        journal->path_, " has no intact header but holds ", *size,
-        " bytes; refusing to overwrite it (move it away to start the job over)"));
+        "journal ", journal->path_, " has no intact header but holds ", *size,
+        " bytes; refusing to overwrite it. Nothing was changed. Move it away, or use a "
+        "fresh --state-dir"));
   }
-  if (good < *size) {
+  if (parsed->intact_bytes < *size) {
     // A crash mid-append leaves a torn tail: it was never acknowledged.
-    journal->replay_stats_.truncated_bytes = *size - good;
-    if (absl::Status s = f.Truncate(good); !s.ok()) return s;
+    if (absl::Status s = f.Truncate(parsed->intact_bytes); !s.ok()) return s;
   }
-  std::string first;
-  if (!saw_header) Frame(&first, kHeader, EncodeHeader(header));
-  Frame(&first, kOpen, std::string());
   if (absl::Status s = f.Append(first); !s.ok()) return s;
   if (absl::Status s = f.Sync(); !s.ok()) return s;
-  if (!saw_header) {
+  if (!parsed->saw_header) {
     if (absl::Status s = fs->SyncDir(dir); !s.ok()) return s;
   }
   return journal;
@@ -223,10 +392,8 @@ absl::Status Journal::Read(const std::string& dir, const JournalReplay& replay,
   absl::StatusOr<std::unique_ptr<JournalFile>> file = fs->OpenForRead(path);
   if (!file.ok()) return file.status();
   JournalStats local;
-  uint64_t good = 0;
-  bool saw_header = false;
-  return ParseJournal(**file, path, nullptr, replay, stats != nullptr ? stats : &local,
-                      &good, &saw_header);
+  return ParseJournal(**file, path, nullptr, replay, stats != nullptr ? stats : &local)
+      .status();
 }
 
 Journal::~Journal() {

@@ -1,10 +1,21 @@
 // Durable progress: an append-only, checksummed log of commits and quarantines
 // in the state directory, written with group-committed fsync.
 //
-// Record framing: u32 payload length, u32 CRC-32C of (type, payload), u8 type,
-// payload (varints). The first record is a header naming the job layout; a
-// journal written for another layout is refused. On open, a torn or corrupt
-// tail (a crash mid-append) is cut off and the rest is replayed.
+// Record framing (version 2): u32 payload length, u8 type, u32 CRC-32C of the
+// payload, u32 CRC-32C of those 9 bytes, payload (varints). The first record
+// is a header naming the job layout; a journal written for another layout is
+// refused (FAILED_PRECONDITION), so is one of version 1.
+//
+// Replay on open keeps every acknowledged record or refuses to start:
+//  * a torn tail, i.e. a last frame whose header or payload runs past the end
+//    of the file (a crash mid-append), or a tail of zero bytes from the first
+//    bad frame on (a power loss after the file grew), was never acknowledged:
+//    Open cuts it off and reports it in truncated_bytes;
+//  * any other bad frame (checksum mismatch, length over the limit, a payload
+//    that does not decode, an unknown type) is corruption: Open and Read
+//    return DATA_LOSS naming the file, the byte offset and the intact records
+//    before it, and change nothing;
+//  * an I/O error while reading is an error, never the end of the journal.
 //
 //   JournalReplay replay;
 //   replay.on_commit = [&](const CommitRecord& c) { table.RestoreCommitted(...); };
@@ -59,7 +70,7 @@ struct JournalStats {
   uint64_t quarantines = 0;
   // How many times a master opened this journal before (0 for a new job).
   uint64_t previous_opens = 0;
-  // Bytes of torn tail cut off on open.
+  // Bytes of torn tail cut off on open (Read: seen and left in place).
   uint64_t truncated_bytes = 0;
 };
 
@@ -68,8 +79,9 @@ class Journal {
   // Opens or creates `dir`/journal, takes an exclusive lock on the directory
   // (FAILED_PRECONDITION when another master holds it), checks the header
   // against `header` (FAILED_PRECONDITION on mismatch) and replays every intact
-  // record through `replay`. Files go through `fs` (null: FileSystem::Default()),
-  // which must outlive the journal.
+  // record through `replay`. DATA_LOSS when the journal is corrupt; `replay`
+  // may have seen some records before any error: discard them. Files go through `fs`
+  // (null: FileSystem::Default()), which must outlive the journal.
   static absl::StatusOr<std::unique_ptr<Journal>> Open(const std::string& dir,
                                                        const JournalHeader& header,
                                                        const JournalReplay& replay,
