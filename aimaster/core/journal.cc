@@ -1,9 +1,16 @@
 #include "journal.h"
 
-#include <algorithm>
-#include <filesystem>
+#include <sys/random.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "crc32c.h"
 
 namespace elasticbatch::aimaster {
@@ -67,20 +74,89 @@ void Frame(std::string* out, char type, const std::string& payload) {
   out->append(payload);
 }
 
-std::string EncodeHeader(const JournalHeader& h) {
+void PutString(std::string* out, const std::string& v) {
+  PutVarint(out, v.size());
+  out->append(v);
+}
+
+bool GetString(const char** p, const char* end, std::string* v) {
+  uint64_t n = 0;
+  if (!GetVarint(p, end, &n) || n > static_cast<uint64_t>(end - *p)) return false;
+  v->assign(*p, n);
+  *p += n;
+  return true;
+}
+
+std::string EncodeHeader(const JournalHeader& h, const std::string& job_uid) {
   std::string p;
   PutVarint(&p, kMagic);
   PutVarint(&p, kVersion);
   PutVarint(&p, h.layout_fingerprint);
   PutVarint(&p, h.total_shards);
+  PutString(&p, h.job_id);
+  PutString(&p, h.output_path);
+  PutString(&p, h.input_channel);
+  PutString(&p, job_uid);
   return p;
+}
+
+// The rest of a header record after magic and version.
+bool DecodeHeader(const char* p, const char* end, JournalHeader* h,
+                  std::string* job_uid) {
+  return GetVarint(&p, end, &h->layout_fingerprint) &&
+         GetVarint(&p, end, &h->total_shards) && GetString(&p, end, &h->job_id) &&
+         GetString(&p, end, &h->output_path) && GetString(&p, end, &h->input_channel) &&
+         GetString(&p, end, job_uid);
+}
+
+// Names every way `found` (in the journal) differs from `expected` (this job).
+std::string HeaderDifferences(const JournalHeader& found, const JournalHeader& expected) {
+  std::vector<std::string> diffs;
+  if (found.job_id != expected.job_id) {
+    diffs.push_back(absl::StrCat("its job id is '", found.job_id, "' (this job: '",
+                                 expected.job_id, "')"));
+  }
+  if (found.output_path != expected.output_path) {
+    diffs.push_back(absl::StrCat("its output is ", found.output_path,
+                                 " (this job: ", expected.output_path, ")"));
+  }
+  if (found.input_channel != expected.input_channel) {
+    diffs.push_back(absl::StrCat("its input channel is '", found.input_channel,
+                                 "' (this job: '", expected.input_channel, "')"));
+  }
+  if (found.layout_fingerprint != expected.layout_fingerprint ||
+      found.total_shards != expected.total_shards) {
+    diffs.push_back(absl::StrCat(
+        "it has another input layout (", found.total_shards, " shards, layout ",
+        absl::Hex(found.layout_fingerprint), "; this job: ", expected.total_shards,
+        " shards, layout ", absl::Hex(expected.layout_fingerprint), ")"));
+  }
+  return absl::StrJoin(diffs, ", ");
+}
+
+// 128 random bits as 32 lowercase hex digits.
+absl::StatusOr<std::string> NewJobUid() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    const ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return absl::InternalError(
+          absl::StrCat("cannot make a job instance id: getrandom: ", strerror(errno)));
+    }
+    got += static_cast<size_t>(n);
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
 // Everything a journal writes when it is opened: the header record (for a new
 // journal) and an open record.
-std::string FirstWrite(const JournalHeader& header, bool with_header) {
+std::string FirstWrite(const JournalHeader& header, const std::string& job_uid,
+                       bool with_header) {
   std::string out;
-  if (with_header) Frame(&out, kHeader, EncodeHeader(header));
+  if (with_header) Frame(&out, kHeader, EncodeHeader(header, job_uid));
   Frame(&out, kOpen, std::string());
   return out;
 }
@@ -254,7 +330,7 @@ absl::StatusOr<Parsed> ParseJournal(JournalFile& file, const std::string& path,
     const char* p = in.data() + kFrameBytes;
     const char* end = p + len;
     if (!out.saw_header) {
-      uint64_t magic = 0, version = 0, fingerprint = 0, total = 0;
+      uint64_t magic = 0, version = 0;
       if (type != kHeader || !GetVarint(&p, end, &magic) || magic != kMagic ||
           !GetVarint(&p, end, &version)) {
         return absl::FailedPreconditionError(
@@ -267,18 +343,17 @@ absl::StatusOr<Parsed> ParseJournal(JournalFile& file, const std::string& path,
             version, "; this one reads version ", kVersion,
             "); use a fresh --state-dir"));
       }
-      if (!GetVarint(&p, end, &fingerprint) || !GetVarint(&p, end, &total)) {
+      JournalHeader found;
+      if (!DecodeHeader(p, end, &found, &stats->job_uid)) {
         return absl::DataLossError(
             CorruptionMessage(path, start, out.records, "undecodable header record"));
       }
-      if (expected != nullptr && (fingerprint != expected->layout_fingerprint ||
-                                  total != expected->total_shards)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "state dir ", std::filesystem::path(path).parent_path().string(),
-            " belongs to a job with another input layout (", total, " shards, layout ",
-            absl::Hex(fingerprint), "; this job has ", expected->total_shards,
-            " shards, layout ", absl::Hex(expected->layout_fingerprint),
-            "): use a fresh --state-dir"));
+      if (expected != nullptr) {
+        if (std::string diffs = HeaderDifferences(found, *expected); !diffs.empty()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "state dir ", std::filesystem::path(path).parent_path().string(),
+              " belongs to another job: ", diffs, "; use a fresh --state-dir"));
+        }
       }
       out.saw_header = true;
     } else if (type == kCommit) {
@@ -337,6 +412,11 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
                                                        const JournalReplay& replay,
                                                        FileSystem* fs) {
   if (fs == nullptr) fs = FileSystem::Default();
+  if (const size_t n = EncodeHeader(header, std::string(32, '0')).size();
+      n > kMaxPayload) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "journal header of ", n, " bytes is over the limit of ", kMaxPayload));
+  }
   if (absl::Status s = fs->CreateDir(dir); !s.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create state dir ", dir, ": ", s.message()));
@@ -365,7 +445,13 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
         "journal ", journal->path_, " changed while it was replayed (", parsed->size,
         " bytes read, now ", *size, "); is another process writing it?"));
   }
-  const std::string first = FirstWrite(header, !parsed->saw_header);
+  if (!parsed->saw_header) {
+    absl::StatusOr<std::string> uid = NewJobUid();
+    if (!uid.ok()) return uid.status();
+    journal->replay_stats_.job_uid = *std::move(uid);
+  }
+  const std::string first =
+      FirstWrite(header, journal->replay_stats_.job_uid, !parsed->saw_header);
   if (!parsed->saw_header && *size > first.size()) {
     // More than a torn first write: this is damage, not a crash mid-append.
     return absl::DataLossError(absl::StrCat(

@@ -42,10 +42,21 @@
 
 namespace elasticbatch::aimaster {
 
+// Identifies the job a journal belongs to; Open refuses a journal whose
+// header differs in any field.
 struct JournalHeader {
-  // ShardEnumerator::fingerprint() of the job's layout.
+  // ShardEnumerator::fingerprint() of the job's layout (sharding mode, shard
+  // size, record count, files and their sizes).
   uint64_t layout_fingerprint = 0;
   uint64_t total_shards = 0;
+  // The job's id (--job-id). Default: empty.
+  std::string job_id;
+  // Absolute path of the primary output channel, where the parts, the
+  // manifest and the end marker go. Default: empty.
+  std::string output_path;
+  // Name of the sharded input channel (shard sources are named relative to
+  // it). Default: empty.
+  std::string input_channel;
 };
 
 struct CommitRecord {
@@ -72,6 +83,9 @@ struct JournalStats {
   uint64_t previous_opens = 0;
   // Bytes of torn tail cut off on open (Read: seen and left in place).
   uint64_t truncated_bytes = 0;
+  // The job instance id in the header: 32 lowercase hex digits, random, made
+  // when the journal was created. Empty when Read found no header.
+  std::string job_uid;
 };
 
 class Journal {
@@ -107,6 +121,9 @@ class Journal {
   uint64_t durable_seq() const;
 
   const JournalStats& replay_stats() const { return replay_stats_; }
+  // This job instance's id (see JournalStats::job_uid): the same for the life
+  // of the journal, across every reopen; another job's differs.
+  const std::string& job_uid() const { return replay_stats_.job_uid; }
   std::string path() const { return path_; }
 
  private:

@@ -40,8 +40,11 @@ class MasterFixture {
     auto listed = ListSourceFiles(input_dir());
     shards_ = std::make_unique<ShardEnumerator>(
         *ShardEnumerator::ForFiles(*listed, ShardingMode::kBytes, shard_bytes));
-    journal_ = std::move(*Journal::Open(
-        state_dir_, {shards_->fingerprint(), shards_->shard_count()}, JournalReplay{}));
+    journal_ =
+        std::move(*Journal::Open(state_dir_,
+                                 {shards_->fingerprint(), shards_->shard_count(),
+                                  options.job_id, output_dir_, options.input_channel},
+                                 JournalReplay{}));
     coordinator_ = std::make_unique<JobCoordinator>(&clock_, shards_.get(),
                                                     journal_.get(), std::move(options));
     MasterServerOptions server_options;

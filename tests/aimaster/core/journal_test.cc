@@ -28,7 +28,7 @@ using testing::ReadFileOrEmpty;
 using testing::TempDir;
 using testing::WriteFileOrDie;
 
-constexpr JournalHeader kHeader{0x1234abcd5678ef00ull, 1000};
+const JournalHeader kHeader{0x1234abcd5678ef00ull, 1000, "job-a", "/jobs/a/out", "data"};
 
 // Everything a replay delivered, in order.
 struct Replayed {
@@ -230,9 +230,9 @@ TEST(JournalTest, HeaderOfAnotherLayoutIsRefused) {
   }
   const std::string before = ReadFileOrEmpty(dir.path() + "/journal");
   Replayed replayed;
-  auto other_layout =
-      Journal::Open(dir.path(), {kHeader.layout_fingerprint + 1, kHeader.total_shards},
-                    replayed.replay());
+  JournalHeader layout = kHeader;
+  ++layout.layout_fingerprint;
+  auto other_layout = Journal::Open(dir.path(), layout, replayed.replay());
   ASSERT_FALSE(other_layout.ok());
   EXPECT_EQ(other_layout.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(other_layout.status().message()),
@@ -240,9 +240,9 @@ TEST(JournalTest, HeaderOfAnotherLayoutIsRefused) {
   EXPECT_THAT(std::string(other_layout.status().message()), HasSubstr(dir.path()));
   EXPECT_TRUE(replayed.events.empty());
 
-  auto other_count =
-      Journal::Open(dir.path(), {kHeader.layout_fingerprint, kHeader.total_shards + 1},
-                    replayed.replay());
+  JournalHeader count = kHeader;
+  ++count.total_shards;
+  auto other_count = Journal::Open(dir.path(), count, replayed.replay());
   ASSERT_FALSE(other_count.ok());
   EXPECT_EQ(other_count.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(replayed.events.empty());
@@ -535,9 +535,13 @@ TEST(JournalTest, TornFirstOpenStartsOver) {
               cut < header_bytes ? cut : cut - header_bytes);
     EXPECT_EQ(j->replay_stats().previous_opens, 0u);
     j.reset();
-    // Whatever was cut, the journal is whole again.
-    EXPECT_EQ(ReadFileOrEmpty(sub + "/journal").substr(0, header_bytes),
-              full.substr(0, header_bytes));
+    // Whatever was cut, the journal is whole again; an intact header is kept
+    // (with its job uid), a torn one is written anew.
+    const std::string now = ReadFileOrEmpty(sub + "/journal");
+    EXPECT_EQ(now.size(), full.size());
+    if (cut >= header_bytes) {
+      EXPECT_EQ(now, full);
+    }
     JournalStats stats;
     ASSERT_TRUE(Journal::Read(sub, {}, &stats).ok());
     EXPECT_EQ(stats.previous_opens, 1u);
@@ -558,7 +562,7 @@ TEST(JournalTest, AZeroFilledJournalStartsOverOnlyIfNoLongerThanItsFirstWrite) {
   std::unique_ptr<Journal> j = MustOpen(dir.path() + "/short", &replayed);
   ASSERT_NE(j, nullptr);
   EXPECT_EQ(j->replay_stats().truncated_bytes, first.size());
-  EXPECT_EQ(ReadFileOrEmpty(j->path()), first);
+  EXPECT_EQ(ReadFileOrEmpty(j->path()).size(), first.size());  // a new header
 
   const std::string zeros(first.size() + 1, '\0');
   WriteFileOrDie(dir.path() + "/long/journal", zeros);
@@ -822,6 +826,102 @@ TEST(JournalTest, AFailedSizeOrTruncateIsAnError) {
   EXPECT_THAT(std::string(uncut.status().message()),
               HasSubstr("cannot truncate " + path));
   EXPECT_EQ(fs.appends(), 0);  // nothing written after a failed cut
+}
+
+// Item 5: a job with the same input layout but another id, output or input
+// channel must not resume (and finish) from this journal.
+TEST(JournalTest, EachFieldOfAnotherJobIsRefusedByName) {
+  TempDir dir;
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    ASSERT_TRUE(j->Sync(j->AppendCommit({1, 1, 1, 1})).ok());
+  }
+  const std::string before = ReadFileOrEmpty(dir.path() + "/journal");
+  struct Case {
+    JournalHeader header;
+    std::vector<std::string> named;  // what the message must say
+  };
+  auto with = [](auto change) {
+    JournalHeader h = kHeader;
+    change(h);
+    return h;
+  };
+  const std::vector<Case> cases = {
+      {with([](JournalHeader& h) { h.job_id = "job-b"; }),
+       {"its job id is 'job-a' (this job: 'job-b')"}},
+      {with([](JournalHeader& h) { h.output_path = "/jobs/b/out"; }),
+       {"its output is /jobs/a/out (this job: /jobs/b/out)"}},
+      {with([](JournalHeader& h) { h.input_channel = "text"; }),
+       {"its input channel is 'data' (this job: 'text')"}},
+      {with([](JournalHeader& h) { h.total_shards = 999; }),
+       {"another input layout (1000 shards"}},
+      {with([](JournalHeader& h) {
+         h.job_id = "";
+         h.output_path = "/x";
+       }),
+       {"its job id is 'job-a' (this job: '')",
+        "its output is /jobs/a/out (this job: /x)"}},
+  };
+  const std::vector<std::string> all = {"job id", "its output", "input channel",
+                                        "input layout"};
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("case ", i));
+    Replayed replayed;
+    auto j = Journal::Open(dir.path(), cases[i].header, replayed.replay());
+    ASSERT_FALSE(j.ok());
+    EXPECT_EQ(j.status().code(), absl::StatusCode::kFailedPrecondition);
+    const std::string message(j.status().message());
+    EXPECT_THAT(message,
+                HasSubstr("state dir " + dir.path() + " belongs to another job"));
+    EXPECT_THAT(message, HasSubstr("use a fresh --state-dir"));
+    for (const std::string& named : cases[i].named)
+      EXPECT_THAT(message, HasSubstr(named));
+    int mentioned = 0;
+    for (const std::string& field : all)
+      mentioned += message.find(field) != std::string::npos;
+    EXPECT_EQ(mentioned, static_cast<int>(cases[i].named.size())) << message;
+    EXPECT_TRUE(replayed.events.empty());
+  }
+  EXPECT_EQ(ReadFileOrEmpty(dir.path() + "/journal"), before);
+  // The job it belongs to reopens it.
+  Replayed replayed;
+  ASSERT_NE(MustOpen(dir.path(), &replayed), nullptr);
+  EXPECT_EQ(replayed.events.size(), 1u);
+}
+
+TEST(JournalTest, JobUidIsMadeOnceAndKeptAcrossReopens) {
+  TempDir dir;
+  std::string uid;
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path() + "/a");
+    ASSERT_NE(j, nullptr);
+    uid = j->job_uid();
+    EXPECT_EQ(j->replay_stats().job_uid, uid);
+  }
+  ASSERT_EQ(uid.size(), 32u);
+  EXPECT_EQ(uid.find_first_not_of("0123456789abcdef"), std::string::npos) << uid;
+  for (int i = 0; i < 3; ++i) {
+    std::unique_ptr<Journal> j = MustOpen(dir.path() + "/a");
+    ASSERT_NE(j, nullptr);
+    EXPECT_EQ(j->job_uid(), uid);
+  }
+  JournalStats stats;
+  ASSERT_TRUE(Journal::Read(dir.path() + "/a", {}, &stats).ok());
+  EXPECT_EQ(stats.job_uid, uid);
+  // Another journal of the very same job description is another instance.
+  std::unique_ptr<Journal> other = MustOpen(dir.path() + "/b");
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->job_uid().size(), 32u);
+  EXPECT_NE(other->job_uid(), uid);
+}
+
+TEST(JournalTest, AHeaderOverTheRecordLimitIsRefused) {
+  TempDir dir;
+  JournalHeader h = kHeader;
+  h.output_path = std::string((64 << 20) + 1, 'p');
+  auto j = Journal::Open(dir.path(), h, {});
+  EXPECT_EQ(j.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/journal"));
 }
 
 }  // namespace
