@@ -487,8 +487,19 @@ Journal::~Journal() {
 }
 
 uint64_t Journal::AppendLocked(char type, const std::string& payload) {
+  const uint64_t seq = ++appended_seq_;
+  if (!status_.ok()) return seq;  // failed for good: nothing more is written
+  if (payload.size() > kMaxPayload) {
+    // Replay would refuse it (and everything after it): never write it. A
+    // sticky failure stops the master loudly instead of losing the record.
+    status_ = absl::InternalError(absl::StrCat(
+        "journal ", path_, " refused a ", type == kCommit ? "commit" : "quarantine",
+        " record of ", payload.size(), " bytes, over the limit of ", kMaxPayload,
+        " bytes that replay accepts"));
+    return seq;
+  }
   Frame(&pending_, type, payload);
-  return ++appended_seq_;
+  return seq;
 }
 
 uint64_t Journal::AppendCommit(const CommitRecord& record) {

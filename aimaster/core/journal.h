@@ -108,7 +108,9 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  // Buffer one record in memory; returns its sequence number for Sync().
+  // Buffer one record in memory; returns its sequence number for Sync(). A
+  // record whose payload is over 64 MiB (what replay accepts) is not written:
+  // it fails the journal (INTERNAL, sticky), so Sync returns the error.
   uint64_t AppendCommit(const CommitRecord& record);
   uint64_t AppendQuarantine(const QuarantineRecord& record);
 

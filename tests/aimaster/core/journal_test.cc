@@ -744,6 +744,46 @@ TEST(JournalTest, ACorruptRecordInTheMiddleIsDataLossAndNothingIsCut) {
   EXPECT_EQ(Journal::Read(dir.path(), {}, &stats).code(), absl::StatusCode::kDataLoss);
 }
 
+// Item 8: replay refuses payloads over 64 MiB, so an append must never write one.
+TEST(JournalTest, AnOversizedRecordIsNeverWrittenAndFailsTheJournal) {
+  TempDir dir;
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    ASSERT_TRUE(j->Sync(j->AppendCommit({1, 1, 1, 0})).ok());
+    const uint64_t big = j->AppendQuarantine(
+        {2, {std::string(40 << 20, 'a'), std::string(30 << 20, 'b')}});
+    const uint64_t after = j->AppendCommit({3, 1, 1, 0});
+    const absl::Status s = j->Sync(big);
+    ASSERT_FALSE(s.ok());
+    EXPECT_THAT(std::string(s.message()), HasSubstr("73400")) << s;     // its size
+    EXPECT_THAT(std::string(s.message()), HasSubstr("67108864")) << s;  // the limit
+    EXPECT_FALSE(j->Sync(after).ok());                                  // sticky
+    EXPECT_FALSE(j->SyncAll().ok());
+  }
+  EXPECT_LT(std::filesystem::file_size(dir.path() + "/journal"), 4096u);
+  Replayed replayed;
+  std::unique_ptr<Journal> j = MustOpen(dir.path(), &replayed);
+  ASSERT_NE(j, nullptr);
+  ExpectReplayed(replayed, {{true, {1, 1, 1, 0}, {}}});
+  EXPECT_EQ(j->replay_stats().truncated_bytes, 0u);
+}
+
+// The largest record replay accepts is written and replayed whole.
+TEST(JournalTest, ARecordOfExactlyTheLimitIsWrittenAndReplayed) {
+  TempDir dir;
+  // Payload: shard (1 byte), count (1), length (4), then the error itself.
+  const std::string error((64u << 20) - 6, 'e');
+  {
+    std::unique_ptr<Journal> j = MustOpen(dir.path());
+    ASSERT_TRUE(j->Sync(j->AppendQuarantine({5, {error}})).ok());
+  }
+  Replayed replayed;
+  std::unique_ptr<Journal> j = MustOpen(dir.path(), &replayed);
+  ASSERT_EQ(replayed.events.size(), 1u);
+  ASSERT_EQ(replayed.events[0].q.errors.size(), 1u);
+  EXPECT_TRUE(replayed.events[0].q.errors[0] == error);
+}
+
 // A new journal's name must be durable before anything in it is acknowledged:
 // a failed directory fsync fails the open (it used to be ignored).
 TEST(JournalTest, AFailedDirectorySyncFailsTheOpenOfANewJournal) {
