@@ -964,5 +964,46 @@ TEST(JournalTest, AHeaderOverTheRecordLimitIsRefused) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/journal"));
 }
 
+// After a failed fsync the kernel may have dropped the dirty pages: a journal
+// that retried and carried on could acknowledge records that are not on disk.
+TEST(JournalTest, AFailedWriteOrSyncIsStickyEvenOnceTheDiskRecovers) {
+  TempDir dir;
+  for (const bool fail_write : {true, false}) {
+    SCOPED_TRACE(fail_write ? "write fails" : "fsync fails");
+    const std::string sub = dir.path() + (fail_write ? "/write" : "/sync");
+    FaultyFileSystem fs;
+    {
+      auto j = Journal::Open(sub, kHeader, {}, &fs);
+      ASSERT_TRUE(j.ok()) << j.status();
+      const uint64_t first = (*j)->AppendCommit({1, 1, 1, 0});
+      ASSERT_TRUE((*j)->Sync(first).ok());
+      if (fail_write) {
+        fs.FailAppend(1, ENOSPC, /*partial=*/10);  // a torn frame is left behind
+      } else {
+        fs.FailSyncs(EIO);
+      }
+      const absl::Status failed = (*j)->Sync((*j)->AppendCommit({2, 1, 1, 0}));
+      ASSERT_FALSE(failed.ok());
+      EXPECT_THAT(std::string(failed.message()), HasSubstr(sub + "/journal"));
+      fs.FailSyncs(0);
+      const int syncs = fs.syncs();
+      EXPECT_EQ((*j)->Sync((*j)->AppendCommit({3, 1, 1, 0})), failed);
+      EXPECT_EQ((*j)->SyncAll(), failed);
+      EXPECT_EQ((*j)->durable_seq(), first);
+      EXPECT_EQ(fs.syncs(), syncs);  // never retried
+    }
+    // What the failed write left is a torn tail; the first commit survives.
+    Replayed replayed;
+    std::unique_ptr<Journal> j = MustOpen(sub, &replayed);
+    ASSERT_NE(j, nullptr);
+    ASSERT_GE(replayed.events.size(), 1u);
+    ExpectSameCommit(replayed.events[0].c, {1, 1, 1, 0});
+    if (fail_write) {
+      EXPECT_EQ(replayed.events.size(), 1u);
+      EXPECT_EQ(j->replay_stats().truncated_bytes, 10u);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace elasticbatch::aimaster
