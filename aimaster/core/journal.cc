@@ -466,7 +466,14 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
   if (absl::Status s = f.Append(first); !s.ok()) return s;
   if (absl::Status s = f.Sync(); !s.ok()) return s;
   if (!parsed->saw_header) {
+    // A new journal's name must be durable before anything in it is
+    // acknowledged, and so must the state dir's own name: it may have been
+    // made by a master that crashed before syncing it.
     if (absl::Status s = fs->SyncDir(dir); !s.ok()) return s;
+    std::filesystem::path parent = std::filesystem::path(dir).lexically_normal();
+    if (!parent.has_filename()) parent = parent.parent_path();  // a trailing '/'
+    parent = parent.has_parent_path() ? parent.parent_path() : ".";
+    if (absl::Status s = fs->SyncDir(parent.string()); !s.ok()) return s;
   }
   return journal;
 }

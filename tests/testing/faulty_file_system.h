@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -95,8 +96,14 @@ class FaultyFileSystem final : public FileSystem {
     {
       absl::MutexLock lock(&mu_);
       if (sync_dir_errno_ != 0) return Injected("cannot fsync", dir, sync_dir_errno_);
+      synced_dirs_.push_back(dir);
     }
     return base_->SyncDir(dir);
+  }
+  // Directories synced through SyncDir (not those CreateDir syncs), in order.
+  std::vector<std::string> synced_dirs() const {
+    absl::MutexLock lock(&mu_);
+    return synced_dirs_;
   }
 
  private:
@@ -195,6 +202,7 @@ class FaultyFileSystem final : public FileSystem {
   int appends_ ABSL_GUARDED_BY(mu_) = 0;
   int syncs_ ABSL_GUARDED_BY(mu_) = 0;
   int truncates_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> synced_dirs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace elasticbatch::aimaster

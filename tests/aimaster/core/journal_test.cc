@@ -802,6 +802,24 @@ TEST(JournalTest, AFailedDirectorySyncFailsTheOpenOfANewJournal) {
   EXPECT_TRUE(Journal::Open(dir.path() + "/new/state", kHeader, {}, &fs).ok());
 }
 
+// The state dir may exist already without its name being durable (made by a
+// master that crashed, or by an older aimaster): a new journal syncs the state
+// dir's parent too, or a power loss could take the acknowledged records away.
+TEST(JournalTest, ANewJournalSyncsItsDirectoryAndTheDirectoryAboveIt) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/out/_state");
+  FaultyFileSystem fs;
+  {
+    auto j = Journal::Open(dir.path() + "/out/_state", kHeader, {}, &fs);
+    ASSERT_TRUE(j.ok()) << j.status();
+  }
+  EXPECT_THAT(fs.synced_dirs(),
+              ::testing::ElementsAre(dir.path() + "/out/_state", dir.path() + "/out"));
+  // Reopening writes no new name: nothing more to sync.
+  ASSERT_TRUE(Journal::Open(dir.path() + "/out/_state", kHeader, {}, &fs).ok());
+  EXPECT_EQ(fs.synced_dirs().size(), 2u);
+}
+
 TEST(JournalTest, AFailedFirstWriteOrSyncFailsTheOpen) {
   TempDir dir;
   FaultyFileSystem fs;
