@@ -2,9 +2,14 @@
 // in the state directory, written with group-committed fsync.
 //
 // Record framing (version 2): u32 payload length, u8 type, u32 CRC-32C of the
-// payload, u32 CRC-32C of those 9 bytes, payload (varints). The first record
-// is a header naming the job layout; a journal written for another layout is
-// refused (FAILED_PRECONDITION), so is one of version 1.
+// payload, u32 CRC-32C of those 9 bytes, payload (varints). Payloads are at
+// most 64 MiB: an append over that is never written and fails the journal
+// (sticky), since replay would refuse it.
+//
+// The first record is a header naming the job: layout, job id, output path,
+// input channel, and a random job instance id made when the journal was
+// created (job_uid()). Open refuses a journal of another job, naming what
+// differs, and one of version 1 (both FAILED_PRECONDITION).
 //
 // Replay on open keeps every acknowledged record or refuses to start:
 //  * a torn tail, i.e. a last frame whose header or payload runs past the end
