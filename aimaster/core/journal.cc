@@ -174,7 +174,7 @@ bool IsVersion1Header(const char* data, size_t n) {
          GetVarint(&p, data + 9 + len, &version) && version == 1;
 }
 
-// Sequential reads of a journal file through a buffer.
+// Sequential reads of a journal file through a buffer. Not thread-safe.
 class JournalReader {
  public:
   explicit JournalReader(JournalFile& file) : file_(file) {}

@@ -51,8 +51,9 @@ namespace elasticbatch::aimaster {
 // header differs in any field.
 struct JournalHeader {
   // ShardEnumerator::fingerprint() of the job's layout (sharding mode, shard
-  // size, record count, files and their sizes).
+  // size, record count, files and their sizes). Default: 0.
   uint64_t layout_fingerprint = 0;
+  // Default: 0.
   uint64_t total_shards = 0;
   // The job's id (--job-id). Default: empty.
   std::string job_id;
