@@ -42,8 +42,8 @@ class ScratchDir {
 // One job of `pending` shards with one registered worker.
 struct Job {
   Job(uint64_t pending) : shards(*ShardEnumerator::ForRecords(pending, 1)) {
-    journal = std::move(
-        *Journal::Open(dir.path(), {shards.fingerprint(), shards.shard_count()}, {}));
+    journal = std::move(*Journal::Open(
+        dir.path(), {shards.fingerprint(), shards.shard_count(), "", "", ""}, {}));
     CoordinatorOptions options;
     options.speculation = false;
     coordinator =
@@ -101,7 +101,7 @@ BENCHMARK(BM_Cycle)
 
 void BM_JournalAppend(benchmark::State& state) {
   ScratchDir dir;
-  auto journal = Journal::Open(dir.path(), {1, 1}, {});
+  auto journal = Journal::Open(dir.path(), {1, 1, "", "", ""}, {});
   uint64_t id = 0;
   for (auto _ : state) {
     const uint64_t seq = (*journal)->AppendCommit({id++, 1, 100, 3});

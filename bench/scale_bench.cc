@@ -104,8 +104,8 @@ int main(int argc, char** argv) {
   const std::string state = dir.path() + "/replay/state";
   auto shards = ShardEnumerator::ForRecords(2 * kCommits, 1);
   {
-    auto journal =
-        Journal::Open(state, {shards->fingerprint(), shards->shard_count()}, {});
+    auto journal = Journal::Open(
+        state, {shards->fingerprint(), shards->shard_count(), "", "", ""}, {});
     for (uint64_t id = 0; id < kCommits; ++id)
       (*journal)->AppendCommit({id * 2, 1, 100, 7});
     if (!(*journal)->SyncAll().ok()) return 1;
@@ -118,8 +118,8 @@ int main(int argc, char** argv) {
     std::vector<CommitRecord> commits;
     JournalReplay replay;
     replay.on_commit = [&](const CommitRecord& c) { commits.push_back(c); };
-    auto journal =
-        Journal::Open(state, {shards->fingerprint(), shards->shard_count()}, replay);
+    auto journal = Journal::Open(
+        state, {shards->fingerprint(), shards->shard_count(), "", "", ""}, replay);
     aimaster::RealClock clock;
     aimaster::JobCoordinator coordinator(&clock, &*shards, journal->get(), {});
     for (const CommitRecord& c : commits) coordinator.RestoreCommitted(c);

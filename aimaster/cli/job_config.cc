@@ -256,14 +256,37 @@ absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clo
   JournalReplay replay;
   replay.on_commit = [&](const CommitRecord& c) { commits.push_back(c); };
   replay.on_quarantine = [&](const QuarantineRecord& q) { quarantines.push_back(q); };
-  absl::StatusOr<std::unique_ptr<Journal>> journal = Journal::Open(
-      config.state_dir, {job.shards->fingerprint(), job.shards->shard_count()}, replay);
+  // A new job instance starts on an output without another job's results or
+  // verdict (checked before its journal exists, so a refusal leaves nothing).
+  std::error_code ec;
+  const bool had_journal = fs::file_size(config.state_dir + "/journal", ec) > 0 && !ec;
+  if (!had_journal) {
+    absl::Status clean = PrepareOutputChannel(config.primary_output().path, "", false);
+    if (!clean.ok()) return clean;
+  }
+  // The journal belongs to this job: same layout, id, output and input channel.
+  fs::path output = fs::absolute(config.primary_output().path).lexically_normal();
+  if (!output.has_filename()) output = output.parent_path();  // a trailing '/'
+  absl::StatusOr<std::unique_ptr<Journal>> journal =
+      Journal::Open(config.state_dir,
+                    {job.shards->fingerprint(), job.shards->shard_count(),
+                     config.coordinator.job_id, output.string(), config.sharded().name},
+                    replay);
   if (!journal.ok()) return journal.status();
   job.journal = std::move(*journal);
   job.replay = job.journal->replay_stats();
-
-  job.coordinator = std::make_unique<JobCoordinator>(
-      clock, job.shards.get(), job.journal.get(), config.coordinator);
+  // A resumed instance clears its own earlier verdict and refuses anyone
+  // else's; workers believe only markers naming this instance.
+  if (absl::Status s =
+          PrepareOutputChannel(config.primary_output().path, job.journal->job_uid(),
+                               /*resumed=*/job.replay.previous_opens > 0);
+      !s.ok()) {
+    return s;
+  }
+  CoordinatorOptions options = config.coordinator;
+  options.job_uid = job.journal->job_uid();
+  job.coordinator = std::make_unique<JobCoordinator>(clock, job.shards.get(),
+                                                     job.journal.get(), options);
   for (const CommitRecord& c : commits) job.coordinator->RestoreCommitted(c);
   for (const QuarantineRecord& q : quarantines) job.coordinator->RestoreQuarantined(q);
   if (absl::Status s = stop_if_interrupted(); !s.ok()) return s;

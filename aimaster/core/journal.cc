@@ -1,15 +1,16 @@
 #include "journal.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "crc32c.h"
 
 namespace elasticbatch::aimaster {
@@ -20,11 +21,13 @@ constexpr char kCommit = 2;
 constexpr char kQuarantine = 3;
 constexpr char kOpen = 4;  // a master opened the journal (counts restarts)
 constexpr uint64_t kMagic = 0x314A424Cull;  // "LBJ1"
-constexpr uint32_t kVersion = 1;
-constexpr size_t kFrameBytes = 9;  // length, crc, type
+// Version 2: frames carry a checksum of their own header (so a damaged length
+// is told from a torn tail).
+constexpr uint32_t kVersion = 2;
+// Frame: u32 payload length, u8 type, u32 masked CRC-32C of the payload,
+// u32 masked CRC-32C of the 9 bytes before it; then the payload.
+constexpr size_t kFrameBytes = 13;
 constexpr uint32_t kMaxPayload = 64u << 20;
-// The first write of a journal (header and open records) is at most this long.
-constexpr uint64_t kMaxFirstWriteBytes = 2 * kFrameBytes + 4 * 10;
 
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -55,104 +58,310 @@ uint32_t GetU32(const char* p) {
   return v;
 }
 
+// LevelDB's mask: a run of zero bytes never carries a matching checksum, and
+// a checksum of data that holds checksums stays well mixed.
+uint32_t MaskedCrc(const char* data, size_t n) {
+  const uint32_t crc = Crc32c(0, data, n);
+  return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
+}
+
 void Frame(std::string* out, char type, const std::string& payload) {
+  const size_t start = out->size();
   PutU32(out, static_cast<uint32_t>(payload.size()));
-  uint32_t crc = Crc32c(0, &type, 1);
-  crc = Crc32c(crc, payload.data(), payload.size());
-  PutU32(out, crc);
   out->push_back(type);
+  PutU32(out, MaskedCrc(payload.data(), payload.size()));
+  PutU32(out, MaskedCrc(out->data() + start, 9));
   out->append(payload);
 }
 
-std::string EncodeHeader(const JournalHeader& h) {
+void PutString(std::string* out, const std::string& v) {
+  PutVarint(out, v.size());
+  out->append(v);
+}
+
+bool GetString(const char** p, const char* end, std::string* v) {
+  uint64_t n = 0;
+  if (!GetVarint(p, end, &n) || n > static_cast<uint64_t>(end - *p)) return false;
+  v->assign(*p, n);
+  *p += n;
+  return true;
+}
+
+std::string EncodeHeader(const JournalHeader& h, const std::string& job_uid) {
   std::string p;
   PutVarint(&p, kMagic);
   PutVarint(&p, kVersion);
   PutVarint(&p, h.layout_fingerprint);
   PutVarint(&p, h.total_shards);
+  PutString(&p, h.job_id);
+  PutString(&p, h.output_path);
+  PutString(&p, h.input_channel);
+  PutString(&p, job_uid);
   return p;
 }
 
-std::string ErrnoText(const std::string& what, const std::string& path) {
-  return absl::StrCat(what, " ", path, ": ", strerror(errno));
+// The rest of a header record after magic and version.
+bool DecodeHeader(const char* p, const char* end, JournalHeader* h,
+                  std::string* job_uid) {
+  return GetVarint(&p, end, &h->layout_fingerprint) &&
+         GetVarint(&p, end, &h->total_shards) && GetString(&p, end, &h->job_id) &&
+         GetString(&p, end, &h->output_path) && GetString(&p, end, &h->input_channel) &&
+         GetString(&p, end, job_uid);
 }
 
-absl::Status WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      return absl::InternalError(absl::StrCat("journal write: ", strerror(errno)));
-    off += static_cast<size_t>(n);
+// Names every way `found` (in the journal) differs from `expected` (this job).
+std::string HeaderDifferences(const JournalHeader& found, const JournalHeader& expected) {
+  std::vector<std::string> diffs;
+  if (found.job_id != expected.job_id) {
+    diffs.push_back(absl::StrCat("its job id is '", found.job_id, "' (this job: '",
+                                 expected.job_id, "')"));
   }
-  return absl::OkStatus();
+  if (found.output_path != expected.output_path) {
+    diffs.push_back(absl::StrCat("its output is ", found.output_path,
+                                 " (this job: ", expected.output_path, ")"));
+  }
+  if (found.input_channel != expected.input_channel) {
+    diffs.push_back(absl::StrCat("its input channel is '", found.input_channel,
+                                 "' (this job: '", expected.input_channel, "')"));
+  }
+  if (found.layout_fingerprint != expected.layout_fingerprint ||
+      found.total_shards != expected.total_shards) {
+    diffs.push_back(absl::StrCat(
+        "it has another input layout (", found.total_shards, " shards, layout ",
+        absl::Hex(found.layout_fingerprint), "; this job: ", expected.total_shards,
+        " shards, layout ", absl::Hex(expected.layout_fingerprint), ")"));
+  }
+  return absl::StrJoin(diffs, ", ");
 }
 
-// Parses records from `fd`. Stops at the end or at the first record that is
-// truncated or fails its checksum; *good_bytes is the length of the intact prefix.
-absl::Status ParseJournal(int fd, const std::string& path, const JournalHeader* expected,
-                          const JournalReplay& replay, JournalStats* stats,
-                          uint64_t* good_bytes, bool* saw_header) {
-  std::string buf;
-  size_t pos = 0;  // parse position within buf
-  uint64_t consumed = 0;
-  bool eof = false;
-  *saw_header = false;
-  auto fill = [&](size_t need) -> bool {
-    while (buf.size() - pos < need && !eof) {
-      if (pos > 0) {
-        buf.erase(0, pos);
-        pos = 0;
-      }
-      const size_t want = std::max<size_t>(need, 1 << 20);
-      const size_t old = buf.size();
-      buf.resize(old + want);
-      ssize_t n = read(fd, buf.data() + old, want);
-      if (n < 0 && errno == EINTR) n = 0;
-      if (n <= 0) eof = true;
-      buf.resize(old + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+// 128 random bits as 32 lowercase hex digits.
+absl::StatusOr<std::string> NewJobUid() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    const ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return absl::InternalError(
+          absl::StrCat("cannot make a job instance id: getrandom: ", strerror(errno)));
     }
-    return buf.size() - pos >= need;
-  };
-  while (fill(kFrameBytes)) {
-    const uint32_t len = GetU32(buf.data() + pos);
-    const uint32_t crc = GetU32(buf.data() + pos + 4);
-    if (len > kMaxPayload || !fill(kFrameBytes + len)) break;
-    const char type = buf[pos + 8];
-    const char* payload = buf.data() + pos + kFrameBytes;
-    uint32_t actual = Crc32c(0, &type, 1);
-    actual = Crc32c(actual, payload, len);
-    if (actual != crc) break;
-    const char* p = payload;
-    const char* end = payload + len;
-    if (!*saw_header) {
-      uint64_t magic, version, fingerprint, total;
+    got += static_cast<size_t>(n);
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+}
+
+// Everything a journal writes when it is opened: the header record (for a new
+// journal) and an open record.
+std::string FirstWrite(const JournalHeader& header, const std::string& job_uid,
+                       bool with_header) {
+  std::string out;
+  if (with_header) Frame(&out, kHeader, EncodeHeader(header, job_uid));
+  Frame(&out, kOpen, std::string());
+  return out;
+}
+
+// Version 1 framed records as u32 length, u32 CRC-32C of (type, payload), u8
+// type. True when `data` starts with a version-1 header record.
+bool IsVersion1Header(const char* data, size_t n) {
+  if (n < 9) return false;
+  const uint32_t len = GetU32(data);
+  if (data[8] != kHeader || len > n - 9) return false;
+  if (Crc32c(Crc32c(0, data + 8, 1), data + 9, len) != GetU32(data + 4)) return false;
+  const char* p = data + 9;
+  uint64_t magic = 0, version = 0;
+  return GetVarint(&p, data + 9 + len, &magic) && magic == kMagic &&
+         GetVarint(&p, data + 9 + len, &version) && version == 1;
+}
+
+// Sequential reads of a journal file through a buffer. Not thread-safe.
+class JournalReader {
+ public:
+  explicit JournalReader(JournalFile& file) : file_(file) {}
+
+  // Reads until `n` bytes are buffered at the current position or the file
+  // ends; returns how many are buffered.
+  absl::StatusOr<size_t> Fill(size_t n) {
+    while (buf_.size() - pos_ < n && !eof_) {
+      if (pos_ > 0) {
+        buf_.erase(0, pos_);
+        pos_ = 0;
+      }
+      const size_t want = std::max<size_t>(n - buf_.size(), 1 << 20);
+      const size_t old = buf_.size();
+      buf_.resize(old + want);
+      absl::StatusOr<size_t> got = file_.Read(buf_.data() + old, want);
+      buf_.resize(old + (got.ok() ? *got : 0));
+      if (!got.ok()) {
+        // Never the end of the journal: that would drop every record after it.
+        return absl::Status(
+            got.status().code(),
+            absl::StrCat(got.status().message(), " (replaying byte ",
+                         offset_ + buf_.size(), "); nothing was changed"));
+      }
+      if (*got == 0) eof_ = true;
+    }
+    return buf_.size() - pos_;
+  }
+  const char* data() const { return buf_.data() + pos_; }
+  void Skip(size_t n) {
+    pos_ += n;
+    offset_ += n;
+  }
+  uint64_t offset() const { return offset_; }
+  absl::Status SkipToEnd() {
+    while (true) {
+      absl::StatusOr<size_t> avail = Fill(1);
+      if (!avail.ok()) return avail.status();
+      if (*avail == 0) return absl::OkStatus();
+      Skip(*avail);
+    }
+  }
+  // Reads on to the end of the file, or to the first byte that is not zero;
+  // returns true when the rest of the file is all zero (offset() is then the
+  // file's size).
+  absl::StatusOr<bool> SkipZerosToEnd() {
+    while (true) {
+      absl::StatusOr<size_t> avail = Fill(1);
+      if (!avail.ok()) return avail.status();
+      if (*avail == 0) return true;
+      const char* p = data();
+      for (size_t i = 0; i < *avail; ++i) {
+        if (p[i] != 0) return false;
+      }
+      Skip(*avail);
+    }
+  }
+
+ private:
+  JournalFile& file_;
+  std::string buf_;
+  size_t pos_ = 0;
+  uint64_t offset_ = 0;
+  bool eof_ = false;
+};
+
+// What a parse found. Records count every frame: header, opens and the rest.
+struct Parsed {
+  bool saw_header = false;
+  uint64_t intact_bytes = 0;  // the whole, valid records at the start
+  uint64_t size = 0;          // bytes read to the end of the file
+  uint64_t records = 0;
+};
+
+std::string CorruptionMessage(const std::string& path, uint64_t at, uint64_t records,
+                              const std::string& what) {
+  return absl::StrCat(
+      "journal ", path, " is corrupt at byte ", at, " (record ", records + 1, ": ", what,
+      "); ", records == 1 ? "the 1 record" : absl::StrCat("the ", records, " records"),
+      " before it ", records == 1 ? "is" : "are",
+      " intact. Nothing was changed. Start over with a fresh --state-dir, or keep the "
+      "intact part with `truncate -s ",
+      at, " ", path, "` if you accept losing every record after it");
+}
+
+// Parses `file`, replaying every record through `replay` as it goes; checks
+// the header against `expected` when it is not null. A torn tail (a frame
+// that runs past the end of the file, or a tail of zero bytes) ends the
+// parse; any other bad frame is DATA_LOSS. `replay` may have seen records
+// when an error is returned.
+absl::StatusOr<Parsed> ParseJournal(JournalFile& file, const std::string& path,
+                                    const JournalHeader* expected,
+                                    const JournalReplay& replay, JournalStats* stats) {
+  Parsed out;
+  JournalReader in(file);
+  absl::StatusOr<size_t> avail = in.Fill(64);
+  if (!avail.ok()) return avail.status();
+  if (IsVersion1Header(in.data(), *avail)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "journal ", path,
+        " was written by an older aimaster (journal version 1) and cannot be resumed; "
+        "use a fresh --state-dir"));
+  }
+  while (true) {
+    const uint64_t start = in.offset();
+    avail = in.Fill(kFrameBytes);
+    if (!avail.ok()) return avail.status();
+    if (*avail == 0) break;  // the clean end
+    std::string bad;         // what is wrong with this frame, if anything
+    bool torn = false;
+    uint32_t len = 0;
+    char type = 0;
+    if (*avail < kFrameBytes) {
+      torn = true;  // the header runs past the end
+    } else {
+      const char* h = in.data();
+      len = GetU32(h);
+      type = h[4];
+      if (MaskedCrc(h, 9) != GetU32(h + 9)) {
+        bad = "header checksum mismatch";
+      } else if (len > kMaxPayload) {
+        bad = absl::StrCat("length ", len, " over the limit of ", kMaxPayload);
+      } else {
+        avail = in.Fill(kFrameBytes + len);
+        if (!avail.ok()) return avail.status();
+        if (*avail < kFrameBytes + len) {
+          torn = true;  // the payload runs past the end
+        } else if (MaskedCrc(in.data() + kFrameBytes, len) != GetU32(in.data() + 5)) {
+          bad = "checksum mismatch";
+        }
+      }
+    }
+    if (!bad.empty()) {
+      // A power loss can leave the file extended with zeros that were never
+      // written: a torn tail too. Anything else is damage.
+      absl::StatusOr<bool> zeros = in.SkipZerosToEnd();
+      if (!zeros.ok()) return zeros.status();
+      if (!*zeros && !out.saw_header) {
+        return absl::DataLossError(absl::StrCat(
+            "journal ", path, " has no intact header (", bad,
+            " at byte 0): it is damaged or not an ElasticBatch journal. Nothing was "
+            "changed. Move it away, or use a fresh --state-dir"));
+      }
+      if (!*zeros) {
+        return absl::DataLossError(CorruptionMessage(path, start, out.records, bad));
+      }
+      break;
+    }
+    if (torn) {  // a crash mid-append: this frame was never acknowledged
+      if (absl::Status s = in.SkipToEnd(); !s.ok()) return s;
+      break;
+    }
+    const char* p = in.data() + kFrameBytes;
+    const char* end = p + len;
+    if (!out.saw_header) {
+      uint64_t magic = 0, version = 0;
       if (type != kHeader || !GetVarint(&p, end, &magic) || magic != kMagic ||
-          !GetVarint(&p, end, &version) || !GetVarint(&p, end, &fingerprint) ||
-          !GetVarint(&p, end, &total)) {
+          !GetVarint(&p, end, &version)) {
         return absl::FailedPreconditionError(
             absl::StrCat(path, " is not an ElasticBatch journal"));
       }
       if (version != kVersion) {
         return absl::FailedPreconditionError(absl::StrCat(
-            path, " has journal version ", version, ", expected ", kVersion));
+            "journal ", path, " was written by ",
+            version < kVersion ? "an older" : "a newer", " aimaster (journal version ",
+            version, "; this one reads version ", kVersion,
+            "); use a fresh --state-dir"));
       }
-      if (expected != nullptr && (fingerprint != expected->layout_fingerprint ||
-                                  total != expected->total_shards)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "state dir ", std::filesystem::path(path).parent_path().string(),
-            " belongs to a job with another input layout (", total, " shards, layout ",
-            absl::Hex(fingerprint), "; this job has ", expected->total_shards,
-            " shards, layout ", absl::Hex(expected->layout_fingerprint),
-            "): use a fresh --state-dir"));
+      JournalHeader found;
+      if (!DecodeHeader(p, end, &found, &stats->job_uid)) {
+        return absl::DataLossError(
+            CorruptionMessage(path, start, out.records, "undecodable header record"));
       }
-      *saw_header = true;
+      if (expected != nullptr) {
+        if (std::string diffs = HeaderDifferences(found, *expected); !diffs.empty()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "state dir ", std::filesystem::path(path).parent_path().string(),
+              " belongs to another job: ", diffs, "; use a fresh --state-dir"));
+        }
+      }
+      out.saw_header = true;
     } else if (type == kCommit) {
       uint64_t shard, attempt, records, task;
       if (!GetVarint(&p, end, &shard) || !GetVarint(&p, end, &attempt) ||
           !GetVarint(&p, end, &records) || !GetVarint(&p, end, &task)) {
-        break;
+        return absl::DataLossError(
+            CorruptionMessage(path, start, out.records, "undecodable commit record"));
       }
       ++stats->commits;
       if (replay.on_commit) {
@@ -162,9 +371,8 @@ absl::Status ParseJournal(int fd, const std::string& path, const JournalHeader* 
     } else if (type == kQuarantine) {
       QuarantineRecord q;
       uint64_t n;
-      if (!GetVarint(&p, end, &q.shard_id) || !GetVarint(&p, end, &n)) break;
-      bool ok = true;
-      for (uint64_t i = 0; i < n && ok; ++i) {
+      bool ok = GetVarint(&p, end, &q.shard_id) && GetVarint(&p, end, &n);
+      for (uint64_t i = 0; ok && i < n; ++i) {
         uint64_t l;
         ok = GetVarint(&p, end, &l) && l <= static_cast<uint64_t>(end - p);
         if (ok) {
@@ -172,114 +380,133 @@ absl::Status ParseJournal(int fd, const std::string& path, const JournalHeader* 
           p += l;
         }
       }
-      if (!ok) break;
+      if (!ok) {
+        return absl::DataLossError(
+            CorruptionMessage(path, start, out.records, "undecodable quarantine record"));
+      }
       ++stats->quarantines;
       if (replay.on_quarantine) replay.on_quarantine(q);
     } else if (type == kOpen) {
       ++stats->previous_opens;
+    } else if (type == kHeader) {
+      return absl::DataLossError(
+          CorruptionMessage(path, start, out.records, "a second header record"));
+    } else {
+      return absl::DataLossError(CorruptionMessage(
+          path, start, out.records,
+          absl::StrCat("unknown record type ", static_cast<int>(type))));
     }
-    pos += kFrameBytes + len;
-    consumed += kFrameBytes + len;
+    in.Skip(kFrameBytes + len);
+    out.intact_bytes = in.offset();
+    ++out.records;
   }
-  *good_bytes = consumed;
-  return absl::OkStatus();
-}
-
-absl::Status SyncDir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return absl::InternalError(ErrnoText("cannot open", dir));
-  fsync(fd);
-  close(fd);
-  return absl::OkStatus();
+  out.size = in.offset();
+  stats->truncated_bytes = out.size - out.intact_bytes;
+  return out;
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
                                                        const JournalHeader& header,
-                                                       const JournalReplay& replay) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
+                                                       const JournalReplay& replay,
+                                                       FileSystem* fs) {
+  if (fs == nullptr) fs = FileSystem::Default();
+  if (const size_t n = EncodeHeader(header, std::string(32, '0')).size();
+      n > kMaxPayload) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "journal header of ", n, " bytes is over the limit of ", kMaxPayload));
+  }
+  if (absl::Status s = fs->CreateDir(dir); !s.ok()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot create state dir ", dir, ": ", ec.message()));
+        absl::StrCat("cannot create state dir ", dir, ": ", s.message()));
   }
   auto journal = std::unique_ptr<Journal>(new Journal());
   journal->dir_ = dir;
   journal->path_ = dir + "/journal";
-  const std::string lock_path = dir + "/LOCK";
-  journal->lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (journal->lock_fd_ < 0) {
-    return absl::FailedPreconditionError(ErrnoText("cannot create", lock_path));
-  }
-  if (flock(journal->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = fs->LockFile(dir + "/LOCK");
+  if (absl::IsUnavailable(lock.status())) {
     return absl::FailedPreconditionError(
         absl::StrCat("state dir ", dir, " is in use by another aimaster"));
   }
-  journal->fd_ = open(journal->path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (journal->fd_ < 0) {
-    return absl::FailedPreconditionError(ErrnoText("cannot open", journal->path_));
+  if (!lock.ok()) return lock.status();
+  journal->lock_ = std::move(*lock);
+  absl::StatusOr<std::unique_ptr<JournalFile>> file = fs->OpenForAppend(journal->path_);
+  if (!file.ok()) return file.status();
+  journal->file_ = std::move(*file);
+  JournalFile& f = *journal->file_;
+  absl::StatusOr<Parsed> parsed =
+      ParseJournal(f, journal->path_, &header, replay, &journal->replay_stats_);
+  if (!parsed.ok()) return parsed.status();
+  absl::StatusOr<uint64_t> size = f.Size();
+  if (!size.ok()) return size.status();
+  if (*size != parsed->size) {
+    return absl::InternalError(absl::StrCat(
+        "journal ", journal->path_, " changed while it was replayed (", parsed->size,
+        " bytes read, now ", *size, "); is another process writing it?"));
   }
-  uint64_t good = 0;
-  bool saw_header = false;
-  absl::Status parsed = ParseJournal(journal->fd_, journal->path_, &header, replay,
-                                     &journal->replay_stats_, &good, &saw_header);
-  if (!parsed.ok()) return parsed;
-  struct stat st;
-  fstat(journal->fd_, &st);
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (!saw_header && size > kMaxFirstWriteBytes) {
+  if (!parsed->saw_header) {
+    absl::StatusOr<std::string> uid = NewJobUid();
+    if (!uid.ok()) return uid.status();
+    journal->replay_stats_.job_uid = *std::move(uid);
+  }
+  const std::string first =
+      FirstWrite(header, journal->replay_stats_.job_uid, !parsed->saw_header);
+  if (!parsed->saw_header && *size > first.size()) {
     // More than a torn first write: this is damage, not a crash mid-append.
     return absl::DataLossError(absl::StrCat(
-        journal->path_, " has no intact header but holds ", size,
-        " bytes; refusing to overwrite it (move it away to start the job over)"));
+        "journal ", journal->path_, " has no intact header but holds ", *size,
+        " bytes; refusing to overwrite it. Nothing was changed. Move it away, or use a "
+        "fresh --state-dir"));
   }
-  if (good < size) {
+  if (parsed->intact_bytes < *size) {
     // A crash mid-append leaves a torn tail: it was never acknowledged.
-    journal->replay_stats_.truncated_bytes = size - good;
-    if (ftruncate(journal->fd_, static_cast<off_t>(good)) != 0) {
-      return absl::InternalError(ErrnoText("cannot truncate", journal->path_));
-    }
+    if (absl::Status s = f.Truncate(parsed->intact_bytes); !s.ok()) return s;
   }
-  if (lseek(journal->fd_, static_cast<off_t>(good), SEEK_SET) < 0) {
-    return absl::InternalError(ErrnoText("cannot seek", journal->path_));
-  }
-  std::string first;
-  if (!saw_header) Frame(&first, kHeader, EncodeHeader(header));
-  Frame(&first, kOpen, std::string());
-  if (absl::Status s = WriteAll(journal->fd_, first); !s.ok()) return s;
-  if (fdatasync(journal->fd_) != 0) {
-    return absl::InternalError(ErrnoText("cannot sync", journal->path_));
-  }
-  if (!saw_header) {
-    if (absl::Status s = SyncDir(dir); !s.ok()) return s;
+  if (absl::Status s = f.Append(first); !s.ok()) return s;
+  if (absl::Status s = f.Sync(); !s.ok()) return s;
+  if (!parsed->saw_header) {
+    // A new journal's name must be durable before anything in it is
+    // acknowledged, and so must the state dir's own name: it may have been
+    // made by a master that crashed before syncing it.
+    if (absl::Status s = fs->SyncDir(dir); !s.ok()) return s;
+    std::filesystem::path parent = std::filesystem::path(dir).lexically_normal();
+    if (!parent.has_filename()) parent = parent.parent_path();  // a trailing '/'
+    parent = parent.has_parent_path() ? parent.parent_path() : ".";
+    if (absl::Status s = fs->SyncDir(parent.string()); !s.ok()) return s;
   }
   return journal;
 }
 
 absl::Status Journal::Read(const std::string& dir, const JournalReplay& replay,
-                           JournalStats* stats) {
+                           JournalStats* stats, FileSystem* fs) {
+  if (fs == nullptr) fs = FileSystem::Default();
   const std::string path = dir + "/journal";
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(ErrnoText("cannot open", path));
+  absl::StatusOr<std::unique_ptr<JournalFile>> file = fs->OpenForRead(path);
+  if (!file.ok()) return file.status();
   JournalStats local;
-  uint64_t good = 0;
-  bool saw_header = false;
-  absl::Status s = ParseJournal(fd, path, nullptr, replay,
-                                stats != nullptr ? stats : &local, &good, &saw_header);
-  close(fd);
-  return s;
+  return ParseJournal(**file, path, nullptr, replay, stats != nullptr ? stats : &local)
+      .status();
 }
 
 Journal::~Journal() {
-  (void)SyncAll();
-  if (fd_ >= 0) close(fd_);
-  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
+  if (file_ != nullptr) (void)SyncAll();
 }
 
 uint64_t Journal::AppendLocked(char type, const std::string& payload) {
+  const uint64_t seq = ++appended_seq_;
+  if (!status_.ok()) return seq;  // failed for good: nothing more is written
+  if (payload.size() > kMaxPayload) {
+    // Replay would refuse it (and everything after it): never write it. A
+    // sticky failure stops the master loudly instead of losing the record.
+    status_ = absl::InternalError(absl::StrCat(
+        "journal ", path_, " refused a ", type == kCommit ? "commit" : "quarantine",
+        " record of ", payload.size(), " bytes, over the limit of ", kMaxPayload,
+        " bytes that replay accepts"));
+    return seq;
+  }
   Frame(&pending_, type, payload);
-  return ++appended_seq_;
+  return seq;
 }
 
 uint64_t Journal::AppendCommit(const CommitRecord& record) {
@@ -322,10 +549,8 @@ absl::Status Journal::Sync(uint64_t seq) {
   const uint64_t upto = appended_seq_;
   mu_.Unlock();
 
-  absl::Status s = WriteAll(fd_, batch);
-  if (s.ok() && fdatasync(fd_) != 0) {
-    s = absl::InternalError(absl::StrCat("journal fdatasync: ", strerror(errno)));
-  }
+  absl::Status s = file_->Append(batch);
+  if (s.ok()) s = file_->Sync();
 
   mu_.Lock();
   syncing_ = false;

@@ -25,14 +25,18 @@ DurabilityQueue::~DurabilityQueue() {
 }
 
 void DurabilityQueue::AfterDurable(uint64_t seq, std::function<void(absl::Status)> done) {
+  absl::Status answer;
   {
     absl::MutexLock lock(&mu_);
-    if (seq != 0 && seq > durable_ && journal_ != nullptr) {
+    if (!failure_.ok()) {
+      // The master is stopping: nothing it answers may suggest progress.
+      answer = failure_;
+    } else if (seq != 0 && seq > durable_ && journal_ != nullptr) {
       waiters_.push_back({seq, std::move(done)});
       return;
     }
   }
-  done(absl::OkStatus());
+  done(answer);
 }
 
 void DurabilityQueue::RequestSync(uint64_t seq) {
@@ -42,7 +46,6 @@ void DurabilityQueue::RequestSync(uint64_t seq) {
 }
 
 void DurabilityQueue::Run() {
-  bool failed = false;
   while (true) {
     std::vector<Waiter> batch;
     uint64_t upto = 0;
@@ -66,20 +69,30 @@ void DurabilityQueue::Run() {
       upto = requested_;
     }
     for (const Waiter& w : batch) upto = std::max(upto, w.seq);
-    absl::Status s = journal_->Sync(upto);
-    if (!s.ok() && !failed) {
-      failed = true;
-      if (on_failure_) on_failure_(s);
-    }
+    const absl::Status s = journal_->Sync(upto);
     if (s.ok()) {
-      absl::MutexLock lock(&mu_);
-      durable_ = std::max(durable_, upto);
+      {
+        absl::MutexLock lock(&mu_);
+        durable_ = std::max(durable_, upto);
+      }
+      for (Waiter& w : batch) w.done(s);
+      continue;
     }
-    const absl::Status answer =
-        s.ok() ? s
-               : absl::UnavailableError(
-                     absl::StrCat("master cannot persist progress: ", s.message()));
+    // The journal's failure is for good (after a failed fsync the kernel may
+    // have dropped the dirty pages): fail every call from now on, and stop
+    // syncing although syncs stay requested. The failure is in place before
+    // on_failure runs, so whoever it wakes sees every call refused.
+    const absl::Status answer = absl::UnavailableError(
+        absl::StrCat("master cannot persist progress: ", s.message()));
+    {
+      absl::MutexLock lock(&mu_);
+      failure_ = answer;
+      for (Waiter& w : waiters_) batch.push_back(std::move(w));
+      waiters_.clear();
+    }
+    if (on_failure_) on_failure_(s);
     for (Waiter& w : batch) w.done(answer);
+    return;  // later calls are answered at once, by AfterDurable
   }
 }
 

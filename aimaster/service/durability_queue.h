@@ -31,8 +31,12 @@ class DurabilityQueue {
   ~DurabilityQueue();
 
   // Runs `done` once records up to `seq` are durable: at once (on this thread)
-  // when seq is 0 or already durable, else from the syncing thread. `done`
-  // gets UNAVAILABLE when the journal failed.
+  // when seq is 0 or already durable, else from the syncing thread.
+  //
+  // A journal failure is final: every callback waiting then, and every later
+  // one (whatever its `seq`), gets UNAVAILABLE, and no sync is tried again,
+  // even if the disk recovers (after a failed fsync the kernel may have
+  // dropped the pages, so carrying on could acknowledge lost records).
   void AfterDurable(uint64_t seq, std::function<void(absl::Status)> done);
   // Asks for records up to `seq` to be synced soon; returns at once.
   void RequestSync(uint64_t seq);
@@ -51,6 +55,8 @@ class DurabilityQueue {
   uint64_t durable_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t requested_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Set once the journal failed: the answer to every call from then on.
+  absl::Status failure_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -22,11 +22,10 @@ absl::StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(
       std::make_unique<DurabilityQueue>(journal, [raw](const absl::Status& s) {
         spdlog::critical("journal failed, the job cannot make durable progress: {}",
                          std::string(s.message()));
-        {
-          absl::MutexLock lock(&raw->mu_);
-          raw->journal_failure_ = s;
-        }
+        // Stopped before WaitForEnd wakes: whoever it wakes sees the job over.
         raw->coordinator_->Stop(absl::StrCat("journal failed: ", s.message()));
+        absl::MutexLock lock(&raw->mu_);
+        raw->journal_failure_ = s;
       });
   m->aimaster_service_ =
       std::make_unique<AimasterService>(coordinator, m->durability_.get());

@@ -13,7 +13,6 @@
 #include "job_outputs.h"
 #include "journal.h"
 #include "master_server.h"
-#include "random_id.h"
 #include "shard_enumerator.h"
 #include "subprocess.h"
 
@@ -41,9 +40,12 @@ class MasterFixture {
     auto listed = ListSourceFiles(input_dir());
     shards_ = std::make_unique<ShardEnumerator>(
         *ShardEnumerator::ForFiles(*listed, ShardingMode::kBytes, shard_bytes));
-    journal_ = std::move(*Journal::Open(
-        state_dir_, {shards_->fingerprint(), shards_->shard_count()}, JournalReplay{}));
-    if (options.job_uid.empty()) options.job_uid = RandomHex(16);
+    journal_ =
+        std::move(*Journal::Open(state_dir_,
+                                 {shards_->fingerprint(), shards_->shard_count(),
+                                  options.job_id, output_dir_, options.input_channel},
+                                 JournalReplay{}));
+    if (options.job_uid.empty()) options.job_uid = journal_->job_uid();
     coordinator_ = std::make_unique<JobCoordinator>(&clock_, shards_.get(),
                                                     journal_.get(), std::move(options));
     MasterServerOptions server_options;

@@ -16,6 +16,7 @@ namespace elasticbatch {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::RunProcess;
 
 const std::string kAimaster = std::string(EB_BIN_DIR) + "/aimaster";
@@ -97,9 +98,10 @@ TEST_F(ServeConfigTest, AStateDirOfAnotherJobIsRefused) {
   const std::string state = "--state-dir=" + dir_.path() + "/state";
   testing::WriteFileOrDie(dir_.path() + "/in2/b.txt", "other\n");
   // Serve job A until it listens, then interrupt it: its journal stays.
-  auto a = testing::Subprocess::Start({kAimaster, "serve", "--port=0", "--host=127.0.0.1",
-                                       "--input", "data=" + dir_.path() + "/in",
-                                       "--output", "out=" + dir_.path() + "/out", state});
+  auto a =
+      testing::Subprocess::Start({kAimaster, "serve", "--port=0", "--host=127.0.0.1",
+                                  "--input", "data=" + dir_.path() + "/in", "--output",
+                                  "out=" + dir_.path() + "/out", "--job-id=a", state});
   ASSERT_TRUE(a.ok());
   ASSERT_TRUE((*a)->ReadStdoutLine(absl::Seconds(60)).ok()) << (*a)->Stderr();
   (*a)->Signal(SIGTERM);
@@ -109,6 +111,55 @@ TEST_F(ServeConfigTest, AStateDirOfAnotherJobIsRefused) {
                   "out=" + dir_.path() + "/out", state});
   EXPECT_EQ(b.exit_code, 2) << b.err;
   EXPECT_THAT(b.err, HasSubstr("another input layout"));
+
+  // Same input, but another output: its _SUCCESS and manifest would name part
+  // files that are not in its output.
+  auto c = Serve({"--input", "data=" + dir_.path() + "/in", "--output",
+                  "out=" + dir_.path() + "/out2", "--job-id=a", state});
+  EXPECT_EQ(c.exit_code, 2) << c.err;
+  EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << c.err;
+  EXPECT_THAT(c.err, HasSubstr("belongs to another job"));
+  EXPECT_THAT(c.err, HasSubstr("its output is " + dir_.path() +
+                               "/out (this job: " + dir_.path() + "/out2)"));
+  EXPECT_THAT(c.err, Not(HasSubstr("job id")));
+
+  // Same input and output, another job id.
+  auto d = Serve({"--input", "data=" + dir_.path() + "/in", "--output",
+                  "out=" + dir_.path() + "/out", "--job-id=b", state});
+  EXPECT_EQ(d.exit_code, 2) << d.err;
+  EXPECT_THAT(d.err, HasSubstr("its job id is 'a' (this job: 'b')"));
+  EXPECT_THAT(d.err, Not(HasSubstr("its output")));
+  EXPECT_THAT(d.err, HasSubstr("--state-dir"));
+
+  // The job it belongs to still opens it.
+  auto again =
+      testing::Subprocess::Start({kAimaster, "serve", "--port=0", "--host=127.0.0.1",
+                                  "--input", "data=" + dir_.path() + "/in", "--output",
+                                  "out=" + dir_.path() + "/out", "--job-id=a", state});
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE((*again)->ReadStdoutLine(absl::Seconds(60)).ok()) << (*again)->Stderr();
+  (*again)->Signal(SIGTERM);
+  EXPECT_EQ(*(*again)->Wait(absl::Seconds(60)), 128 + SIGTERM);
+}
+
+// Issue 10, item 6: a new job's workers ended at once on an earlier job's
+// _SUCCESS left in the output. A new job refuses such an output (and one that
+// holds results: they would mix), before it creates its journal.
+TEST_F(ServeConfigTest, AnOutputHoldingAnotherJobsVerdictOrResultsIsRefused) {
+  const std::string out = dir_.path() + "/out";
+  const std::vector<std::string> args = {"--input", "data=" + dir_.path() + "/in",
+                                         "--output", "out=" + out};
+  testing::WriteFileOrDie(out + "/_SUCCESS", "");
+  auto r = Serve(args);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("_SUCCESS of another job"));
+  EXPECT_FALSE(std::filesystem::exists(out + "/_state/journal"));
+  std::filesystem::remove(out + "/_SUCCESS");
+  testing::WriteFileOrDie(out + "/part-00000", "old results\n");
+  r = Serve(args);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("part-00000"));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
 // Issue 10, item 4: `self -> .` in the input made one file 41 shards.

@@ -72,7 +72,10 @@ class JobCoordinatorTest : public ::testing::Test {
       replay.on_quarantine = [this](const QuarantineRecord& q) {
         replayed_quarantines_.push_back(q);
       };
-      auto j = Journal::Open(state_dir(), {enumerator_->fingerprint(), shards}, replay);
+      auto j = Journal::Open(state_dir(),
+                             {enumerator_->fingerprint(), shards, options.job_id, "/out",
+                              options.input_channel},
+                             replay);
       ASSERT_TRUE(j.ok()) << j.status();
       journal_ = *std::move(j);
     }

@@ -53,6 +53,13 @@ JobVerdict Verdict(bool succeeded, const std::string& reason) {
   return {"job-a", "0123abcd", succeeded, reason};
 }
 
+JournalHeader Header(const ShardEnumerator& shards) {
+  JournalHeader h;
+  h.layout_fingerprint = shards.fingerprint();
+  h.total_shards = shards.shard_count();
+  return h;
+}
+
 class JobOutputsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -70,8 +77,7 @@ class JobOutputsTest : public ::testing::Test {
   void Journalled(const std::vector<CommitRecord>& commits,
                   const std::vector<QuarantineRecord>& quarantines,
                   const std::string& state = "") {
-    auto j = Journal::Open(state.empty() ? state_ : state,
-                           {shards_->fingerprint(), shards_->shard_count()}, {});
+    auto j = Journal::Open(state.empty() ? state_ : state, Header(*shards_), {});
     ASSERT_TRUE(j.ok()) << j.status();
     for (const CommitRecord& c : commits) (*j)->AppendCommit(c);
     for (const QuarantineRecord& q : quarantines) (*j)->AppendQuarantine(q);
@@ -165,8 +171,7 @@ TEST_F(JobOutputsTest, FailureWritesTheReasonAndKeepsTheStagingDir) {
 TEST_F(JobOutputsTest, RecordShardsNameTheChannel) {
   absl::StatusOr<ShardEnumerator> records = ShardEnumerator::ForRecords(25, 10);
   ASSERT_TRUE(records.ok());
-  auto j = Journal::Open(state_ + "-records",
-                         {records->fingerprint(), records->shard_count()}, {});
+  auto j = Journal::Open(state_ + "-records", Header(*records), {});
   ASSERT_TRUE(j.ok());
   (*j)->AppendCommit({2, 1, 5, 0});
   ASSERT_TRUE((*j)->SyncAll().ok());
@@ -183,8 +188,7 @@ TEST_F(JobOutputsTest, SingleFileInputIsNamedByItsChannel) {
   absl::StatusOr<ShardEnumerator> single =
       ShardEnumerator::ForFiles({{"", 9}}, ShardingMode::kBytes, 4);
   ASSERT_TRUE(single.ok());
-  auto j = Journal::Open(state_ + "-single",
-                         {single->fingerprint(), single->shard_count()}, {});
+  auto j = Journal::Open(state_ + "-single", Header(*single), {});
   ASSERT_TRUE(j.ok());
   (*j)->AppendCommit({2, 1, 1, 0});
   ASSERT_TRUE((*j)->SyncAll().ok());
