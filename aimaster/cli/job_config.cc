@@ -236,13 +236,15 @@ absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clo
   replay.on_commit = [&](const CommitRecord& c) { commits.push_back(c); };
   replay.on_quarantine = [&](const QuarantineRecord& q) { quarantines.push_back(q); };
   // The journal belongs to this job: same layout, id, output and input channel.
-  fs::path output = fs::absolute(config.primary_output().path).lexically_normal();
+  std::error_code ec;
+  fs::path output = fs::absolute(config.primary_output().path, ec).lexically_normal();
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("output: ", ec.message()));
   if (!output.has_filename()) output = output.parent_path();  // a trailing '/'
-  absl::StatusOr<std::unique_ptr<Journal>> journal = Journal::Open(
-      config.state_dir,
-      {job.shards->fingerprint(), job.shards->shard_count(), config.coordinator.job_id,
-       output.string(), config.sharded().name},
-      replay);
+  absl::StatusOr<std::unique_ptr<Journal>> journal =
+      Journal::Open(config.state_dir,
+                    {job.shards->fingerprint(), job.shards->shard_count(),
+                     config.coordinator.job_id, output.string(), config.sharded().name},
+                    replay);
   if (!journal.ok()) return journal.status();
   job.journal = std::move(*journal);
   job.replay = job.journal->replay_stats();
