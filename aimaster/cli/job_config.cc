@@ -265,7 +265,9 @@ absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clo
     if (!clean.ok()) return clean;
   }
   // The journal belongs to this job: same layout, id, output and input channel.
-  fs::path output = fs::absolute(config.primary_output().path).lexically_normal();
+  std::error_code ec;
+  fs::path output = fs::absolute(config.primary_output().path, ec).lexically_normal();
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("output: ", ec.message()));
   if (!output.has_filename()) output = output.parent_path();  // a trailing '/'
   absl::StatusOr<std::unique_ptr<Journal>> journal =
       Journal::Open(config.state_dir,

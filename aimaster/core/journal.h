@@ -1,8 +1,8 @@
 // Durable progress: an append-only, checksummed log of commits and quarantines
 // in the state directory, written with group-committed fsync.
 //
-// Record framing (version 2): u32 payload length, u8 type, u32 CRC-32C of the
-// payload, u32 CRC-32C of those 9 bytes, payload (varints). Payloads are at
+// Record framing (version 2): u32 payload length, u8 type, u32 masked CRC-32C
+// of the payload, u32 masked CRC-32C of those 9 bytes, payload (varints). Payloads are at
 // most 64 MiB: an append over that is never written and fails the journal
 // (sticky), since replay would refuse it.
 //
