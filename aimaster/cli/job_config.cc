@@ -1,5 +1,7 @@
 #include "job_config.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -9,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "file_system.h"
 #include "flag_types.h"
 #include "input_scanner.h"
 #include "job_outputs.h"
@@ -92,10 +95,10 @@ absl::StatusOr<std::vector<ChannelSpec>> ParseChannels(
 
 absl::Status CheckWritableDir(const std::string& dir, const std::string& what) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec)
-    return absl::FailedPreconditionError(
-        absl::StrCat(what, " ", dir, ": ", ec.message()));
+  // Durably: the default state dir, and with it the journal, lives inside.
+  if (absl::Status s = FileSystem::Default()->CreateDir(dir); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " ", s.message()));
+  }
   if (!fs::is_directory(dir, ec)) {
     return absl::FailedPreconditionError(
         absl::StrCat(what, " ", dir, " is not a directory"));
@@ -200,8 +203,17 @@ absl::StatusOr<JobConfig> JobConfigFromFlags() {
   c.input_channel = config.sharded().name;
   c.output_channel = config.primary_output().name;
   config.state_dir = absl::GetFlag(FLAGS_state_dir);
-  if (config.state_dir.empty())
+  if (config.state_dir.empty()) {
     config.state_dir = config.primary_output().path + "/_state";
+    // Workers can write the output channel: the default state dir must be
+    // the master's own directory, not a link one of them planted.
+    struct stat st;
+    if (lstat(config.state_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(config.state_dir,
+                       " is not a directory (a link?); give --state-dir explicitly"));
+    }
+  }
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   return config;
 }
@@ -265,7 +277,7 @@ absl::StatusOr<PreparedJob> PrepareJob(const JobConfig& config, const Clock* clo
     if (!clean.ok()) return clean;
   }
   // The journal belongs to this job: same layout, id, output and input channel.
-  std::error_code ec;
+  ec.clear();
   fs::path output = fs::absolute(config.primary_output().path, ec).lexically_normal();
   if (ec) return absl::FailedPreconditionError(absl::StrCat("output: ", ec.message()));
   if (!output.has_filename()) output = output.parent_path();  // a trailing '/'

@@ -30,6 +30,12 @@ absl::Status CheckRegularFile(int fd, const std::string& path) {
     return absl::FailedPreconditionError(
         absl::StrCat(path, " is not a regular file; refusing to use it"));
   }
+  // A second name for the file (a hard link planted by someone who can write
+  // the directory) would let them read or change it behind our back.
+  if (st.st_nlink > 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has ", st.st_nlink, " names (hard links); refusing to use it"));
+  }
   return absl::OkStatus();
 }
 

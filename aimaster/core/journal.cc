@@ -1,7 +1,5 @@
 #include "journal.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -12,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "crc32c.h"
+#include "random_id.h"
 
 namespace elasticbatch::aimaster {
 namespace {
@@ -132,23 +131,6 @@ std::string HeaderDifferences(const JournalHeader& found, const JournalHeader& e
         " shards, layout ", absl::Hex(expected.layout_fingerprint), ")"));
   }
   return absl::StrJoin(diffs, ", ");
-}
-
-// 128 random bits as 32 lowercase hex digits.
-absl::StatusOr<std::string> NewJobUid() {
-  unsigned char bytes[16];
-  size_t got = 0;
-  while (got < sizeof(bytes)) {
-    const ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      return absl::InternalError(
-          absl::StrCat("cannot make a job instance id: getrandom: ", strerror(errno)));
-    }
-    got += static_cast<size_t>(n);
-  }
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
 // Everything a journal writes when it is opened: the header record (for a new
@@ -446,9 +428,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& dir,
         " bytes read, now ", *size, "); is another process writing it?"));
   }
   if (!parsed->saw_header) {
-    absl::StatusOr<std::string> uid = NewJobUid();
-    if (!uid.ok()) return uid.status();
-    journal->replay_stats_.job_uid = *std::move(uid);
+    journal->replay_stats_.job_uid = RandomHex(16);
   }
   const std::string first =
       FirstWrite(header, journal->replay_stats_.job_uid, !parsed->saw_header);

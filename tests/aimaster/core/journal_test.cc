@@ -2,6 +2,7 @@
 #include "journal.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -695,6 +696,21 @@ TEST(JournalTest, SymlinkPlantedAsTheJournalIsRefusedNotFollowed) {
   EXPECT_THAT(std::string(j.status().message()), HasSubstr("symbolic link"));
   EXPECT_EQ(ReadFileOrEmpty(dir.path() + "/victim"), "precious");
   EXPECT_FALSE(Journal::Read(dir.path() + "/state", {}).ok());
+}
+
+TEST(JournalTest, AHardLinkPlantedAsTheJournalIsRefused) {
+  TempDir dir;
+  {
+    auto j = Journal::Open(dir.path() + "/state", kHeader, {});
+    ASSERT_TRUE(j.ok()) << j.status();
+  }
+  // Whoever can write the state dir keeps a second name to the journal.
+  ASSERT_EQ(link((dir.path() + "/state/journal").c_str(), (dir.path() + "/spy").c_str()),
+            0);
+  auto j = Journal::Open(dir.path() + "/state", kHeader, {});
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(j.status().message()), HasSubstr("hard links"));
 }
 
 TEST(JournalTest, SymlinkPlantedAsTheLockIsRefusedNotFollowed) {
