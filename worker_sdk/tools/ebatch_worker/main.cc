@@ -9,6 +9,9 @@
 // once under PAI_OUTPUT_<CHANNEL>). A non-zero exit fails the shard, with the
 // tail of its stderr as the error. With --persistent, one CMD serves every
 // shard: one record per line in, one line out, in order (flush each line).
+// Each CMD runs as our child in a process group of its own, guarded so that
+// the whole group is stopped (SIGTERM, SIGKILL after --stop-grace) when we
+// stop it or die, even by SIGKILL.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -40,6 +44,9 @@
 ABSL_FLAG(bool, persistent, false,
           "Keep one CMD running across shards: one record per line in, one line out, in "
           "order; CMD must flush every line");
+ABSL_FLAG(std::string, stop_grace, "",
+          "SIGTERM to SIGKILL when CMD is stopped (or we die). Default: "
+          "$ELASTICBATCH_STOP_GRACE (aimaster run sets half its own), else 5s");
 ABSL_FLAG(uint32_t, prefetch, 1, "Shards fetched ahead of the one being processed");
 ABSL_FLAG(std::string, master, "", "AIMaster HOST:PORT (default: $AIMASTER_ADDR)");
 ABSL_FLAG(std::string, output_dir, "",
@@ -57,7 +64,7 @@ namespace {
 
 constexpr size_t kInputChunk = 64 << 10;
 constexpr size_t kStderrTail = 4 << 10;
-constexpr absl::Duration kStopGrace = absl::Seconds(5);
+constexpr absl::Duration kDefaultStopGrace = absl::Seconds(5);
 
 std::atomic<bool> g_stopping{false};
 
@@ -153,8 +160,12 @@ enum class Outcome { kCommitted, kLost, kFailed, kStopped };
 
 class ShardRunner {
  public:
-  ShardRunner(Worker* worker, std::string command, bool persistent)
-      : worker_(worker), command_(std::move(command)), persistent_(persistent) {}
+  ShardRunner(Worker* worker, std::string command, bool persistent,
+              absl::Duration stop_grace)
+      : worker_(worker),
+        command_(std::move(command)),
+        persistent_(persistent),
+        stop_grace_(stop_grace) {}
 
   Outcome Run(Shard& shard) {
     auto out = ShardOutput::Open(shard, worker_->output_dir());
@@ -197,7 +208,7 @@ class ShardRunner {
   // One CMD per shard: records on stdin, stdout is the output.
   absl::StatusOr<uint64_t> PumpOneShot(Shard& shard, RecordSource& source,
                                        ShardOutput& out) {
-    auto child = ChildProcess::Start(command_, ShardEnv(shard));
+    auto child = ChildProcess::Start(command_, ShardEnv(shard), stop_grace_);
     if (!child.ok()) return child.status();
     ChildProcess& c = **child;
     stderr_.Clear();
@@ -211,7 +222,7 @@ class ShardRunner {
         offset = 0;
         absl::StatusOr<bool> more = source.Fill(&pending, kInputChunk, &records);
         if (!more.ok()) {
-          c.Terminate(kStopGrace);
+          c.Terminate();
           return more.status();
         }
         input_done = !*more;
@@ -228,7 +239,7 @@ class ShardRunner {
         const bool open = ReadSome(c.stdout_fd(), &output);
         if (!output.empty()) {
           if (absl::Status s = out.Write(output); !s.ok()) {
-            c.Terminate(kStopGrace);
+            c.Terminate();
             return s;
           }
           output.clear();
@@ -240,11 +251,11 @@ class ShardRunner {
       // what CMD has processed, so the master judges this shard by its age.
       shard.ReportProgress(records);
       if (shard.cancelled() || g_stopping) {
-        c.Terminate(kStopGrace);
+        c.Terminate();
         return absl::AbortedError("cancelled");
       }
     }
-    const int code = c.Wait();
+    const int code = *c.WaitUntil(absl::InfiniteFuture());
     if (code != 0) {
       return absl::InternalError(absl::StrCat("command exited with status ", code,
                                               "; stderr tail: ", stderr_.Text()));
@@ -256,7 +267,7 @@ class ShardRunner {
   absl::StatusOr<uint64_t> PumpPersistent(Shard& shard, RecordSource& source,
                                           ShardOutput& out) {
     if (child_ == nullptr) {
-      auto child = ChildProcess::Start(command_, {"PYTHONUNBUFFERED=1"});
+      auto child = ChildProcess::Start(command_, {"PYTHONUNBUFFERED=1"}, stop_grace_);
       if (!child.ok()) return child.status();
       child_ = std::move(*child);
       partial_.clear();
@@ -340,7 +351,7 @@ class ShardRunner {
 
   // The persistent command failed: kill it (a fresh one serves the next shard).
   absl::Status Restart(const std::string& why) {
-    int code = child_->Terminate(kStopGrace);
+    int code = child_->Terminate();
     DrainStderr(*child_);
     child_.reset();
     return absl::InternalError(
@@ -370,6 +381,7 @@ class ShardRunner {
   Worker* worker_;
   std::string command_;
   bool persistent_;
+  absl::Duration stop_grace_;
   std::unique_ptr<ChildProcess> child_;  // --persistent only
   std::string partial_;                  // --persistent: unterminated stdout
   StderrTail stderr_;
@@ -417,6 +429,22 @@ int Main(int argc, char** argv) {
         absl::InvalidArgumentError("usage: ebatch-worker [flags] -- CMD"));
   }
   const std::string command = absl::StrJoin(parsed->after_dashes, " ");
+  std::string grace_text = absl::GetFlag(FLAGS_stop_grace);
+  std::string grace_source = "--stop-grace";
+  if (grace_text.empty()) {
+    const char* env = std::getenv("ELASTICBATCH_STOP_GRACE");
+    grace_text = env != nullptr ? env : "";
+    grace_source = "ELASTICBATCH_STOP_GRACE";
+  }
+  absl::Duration stop_grace = kDefaultStopGrace;
+  if (!grace_text.empty() &&
+      (!absl::ParseDuration(grace_text, &stop_grace) ||
+       stop_grace < absl::ZeroDuration() || stop_grace == absl::InfiniteDuration())) {
+    return cli::ReportUsageError(
+        "ebatch-worker",
+        absl::InvalidArgumentError(absl::StrCat(grace_source, ": '", grace_text,
+                                                "' is not a duration like 5s or 500ms")));
+  }
   WorkerOptions options;
   options.master_address = absl::GetFlag(FLAGS_master);
   options.prefetch = absl::GetFlag(FLAGS_prefetch);
@@ -440,7 +468,7 @@ int Main(int argc, char** argv) {
     spdlog::warn("signal {}: stopping", sig);
     g_stopping = true;
   });
-  ShardRunner runner(worker->get(), command, absl::GetFlag(FLAGS_persistent));
+  ShardRunner runner(worker->get(), command, absl::GetFlag(FLAGS_persistent), stop_grace);
   uint64_t committed = 0;
   while (!g_stopping) {
     absl::StatusOr<std::optional<Shard>> shard = (*worker)->NextShard();
