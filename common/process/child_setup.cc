@@ -75,6 +75,7 @@ void ExecCommand(const ExecPlan& plan, const CommandChild& child) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   signal(SIGPIPE, SIG_DFL);  // owners ignore it; the command must not inherit that
+  if (child.close_fd >= 0) close(child.close_fd);
   if (child.go_fd >= 0) {
     char go = 0;
     ssize_t n;

@@ -62,6 +62,9 @@ struct CommandChild {
   // >= 0: block until one byte can be read from it; exit without running the
   // command at EOF (the parent died before saying go).
   int go_fd = -1;
+  // >= 0: closed first (the parent's end of the go channel, so that the
+  // parent's death is an EOF).
+  int close_fd = -1;
 };
 
 // In the forked child: its own process group, default signal mask and SIGPIPE,

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,13 +33,14 @@ constexpr int kCommandFd = 4;  // the command's pidfd
   const int devnull = internal::MoveUp(open("/dev/null", O_RDWR));
   const int owner = internal::MoveUp(owner_fd);
   const int pidfd = internal::MoveUp(command_pidfd);
-  if (devnull < 0 || owner < 0 || pidfd < 0) {
-    kill(-command, SIGKILL);  // unguarded is worse than not run
+  if (devnull < 0 || owner < 0 || pidfd < 0 || dup2(devnull, 0) < 0 ||
+      dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 || dup2(owner, kOwnerFd) < 0 ||
+      dup2(pidfd, kCommandFd) < 0) {
+    // Unguarded is worse than not run. The command is still waiting for its
+    // go (or a zombie), so its group id is its own.
+    kill(-command, SIGKILL);
     _exit(126);
   }
-  for (int fd = 0; fd < 3; ++fd) dup2(devnull, fd);
-  dup2(owner, kOwnerFd);
-  dup2(pidfd, kCommandFd);
   syscall(SYS_close_range, static_cast<unsigned>(kCommandFd + 1), ~0u, 0u);
   sigset_t none;
   sigemptyset(&none);
@@ -79,7 +81,9 @@ absl::StatusOr<std::unique_ptr<GuardedCommand>> GuardedCommand::Start(
   if (pipe2(owner, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   }
-  if (pipe2(go, O_CLOEXEC) != 0) {
+  // A socket rather than a pipe, so that saying go to a command that died
+  // meanwhile is an error, not a SIGPIPE.
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0) {
     const int error = errno;
     CloseAll({owner[0], owner[1]});
     return absl::InternalError(absl::StrCat("pipe: ", strerror(error)));
@@ -89,6 +93,7 @@ absl::StatusOr<std::unique_ptr<GuardedCommand>> GuardedCommand::Start(
   child.stdout_fd = spec.stdout_fd;
   child.stderr_fd = spec.stderr_fd;
   child.go_fd = go[0];  // waits for the guard; EOF (we died first) = do not run
+  child.close_fd = go[1];
   const pid_t pid = fork();
   if (pid < 0) {
     const int error = errno;
@@ -125,7 +130,7 @@ absl::StatusOr<std::unique_ptr<GuardedCommand>> GuardedCommand::Start(
   // The guard is in place: let the command run.
   const char go_byte = 1;
   ssize_t n;
-  while ((n = write(go[1], &go_byte, 1)) < 0 && errno == EINTR) {
+  while ((n = send(go[1], &go_byte, 1, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
   }
   close(go[1]);
   if (n != 1) {

@@ -63,13 +63,12 @@ struct Args {
   if (devnull < 0 || owner < 0) _exit(126);
   // Keep nothing of the owner's: no copy of its sockets, of the owner pipe's
   // write end, of its stdout (a reader waiting for EOF would wait for us).
-  dup2(devnull, 0);
-  dup2(devnull, 1);
-  dup2(devnull, 2);
-  dup2(owner, kOwnerFd);
-  dup2(in >= 0 ? in : devnull, kInFd);
-  dup2(out >= 0 ? out : devnull, kOutFd);
-  dup2(err >= 0 ? err : devnull, kErrFd);
+  if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 ||
+      dup2(owner, kOwnerFd) < 0 || dup2(in >= 0 ? in : devnull, kInFd) < 0 ||
+      dup2(out >= 0 ? out : devnull, kOutFd) < 0 ||
+      dup2(err >= 0 ? err : devnull, kErrFd) < 0) {
+    _exit(126);  // nothing started yet
+  }
   syscall(SYS_close_range, static_cast<unsigned>(kErrFd + 1), ~0u, 0u);
 
   sigset_t stop_signals;
