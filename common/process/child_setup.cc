@@ -106,6 +106,10 @@ void ExecCommand(const ExecPlan& plan, const CommandChild& child) {
 
 void StopGroup(pid_t group, int leader_pidfd, int64_t grace_ms, int owner_fd,
                int64_t orphan_grace_ms) {
+  // An infinite grace arrives as INT64_MAX: keep the deadline arithmetic finite.
+  constexpr int64_t kCenturyMs = int64_t{100} * 366 * 24 * 3600 * 1000;
+  grace_ms = std::min(grace_ms, kCenturyMs);
+  orphan_grace_ms = std::min(orphan_grace_ms, kCenturyMs);
   if (grace_ms > 0) {
     kill(-group, SIGTERM);
     int64_t deadline = MonotonicMs() + grace_ms;

@@ -175,9 +175,9 @@ std::optional<int> GuardedCommand::WaitUntil(absl::Time deadline) {
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return std::nullopt;
     pollfd p{pidfd_, POLLIN, 0};
-    const int64_t ms =
-        std::clamp<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1, INT_MAX);
-    poll(&p, 1, static_cast<int>(ms));
+    // Rounded up, and capped (an infinite deadline is INT64_MAX ms).
+    const int64_t ms = std::min<int64_t>(absl::ToInt64Milliseconds(left), INT_MAX - 1);
+    poll(&p, 1, static_cast<int>(ms) + 1);
   }
   return exit_code_;
 }

@@ -134,6 +134,14 @@ TEST_F(GuardedCommandTest, TheGroupDiesWhenTheCallerIsKilled) {
   EXPECT_EQ(read(out_[0], &c, 1), 0);
 }
 
+TEST_F(GuardedCommandTest, WaitingWithoutADeadline) {
+  // Still running at the first look (almost always), so the wait must turn an
+  // infinite deadline into a poll timeout without overflowing.
+  auto c = Start("exec sleep 0.2");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->WaitUntil(absl::InfiniteFuture()), 0);
+}
+
 TEST_F(GuardedCommandTest, ABadSpecIsRefused) {
   EXPECT_EQ(GuardedCommand::Start({}).status().code(),
             absl::StatusCode::kInvalidArgument);

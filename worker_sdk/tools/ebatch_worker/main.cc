@@ -800,9 +800,8 @@ absl::StatusOr<Config> ReadConfig(const cli::ParsedCommandLine& parsed) {
     source = "ELASTICBATCH_STOP_GRACE";
   }
   c.stop_grace = kDefaultStopGrace;
-  if (!grace.empty() &&
-      (!absl::ParseDuration(grace, &c.stop_grace) ||
-       c.stop_grace < absl::ZeroDuration() || c.stop_grace == absl::InfiniteDuration())) {
+  if (!grace.empty() && (!absl::ParseDuration(grace, &c.stop_grace) ||
+                         c.stop_grace < absl::ZeroDuration())) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": '", grace, "' is not a duration like 5s or 500ms"));
   }
