@@ -92,7 +92,8 @@ ABSL_FLAG(
     std::string, input_root, "",
     "Root the shards' sources are relative to (default: PAI_INPUT_<input channel>)");
 ABSL_FLAG(absl::Duration, stall_timeout, absl::Minutes(5),
-          "--persistent: fail a shard when CMD answers nothing for this long");
+          "--persistent: fail a shard when CMD answers nothing for this long (a "
+          "model load without --ready-line counts: it happens during the first shard)");
 ABSL_FLAG(absl::Duration, master_lost_timeout, absl::Minutes(10),
           "Give up when the master stays unreachable this long");
 
