@@ -25,26 +25,38 @@ using internal::ExecPlan;
 // The guard's descriptors once it has set itself up.
 constexpr int kOwnerFd = 3;
 constexpr int kCommandFd = 4;  // the command's pidfd
+constexpr int kGoFd = 5;       // says go to the command, once we are in place
 
 // Runs in the forked guard: async-signal-safe calls only.
-[[noreturn]] void RunGuard(pid_t command, int command_pidfd, int owner_fd,
+[[noreturn]] void RunGuard(pid_t command, int command_pidfd, int owner_fd, int go_fd,
                            int64_t orphan_grace_ms) {
+  // Until setsid() we are in the caller's process group, and a stop sent to it
+  // (SIGTERM from a launcher) would kill us: ignored, as we never need them.
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
   setsid();  // signals to the caller's group must not reach us
   const int devnull = internal::MoveUp(open("/dev/null", O_RDWR));
   const int owner = internal::MoveUp(owner_fd);
   const int pidfd = internal::MoveUp(command_pidfd);
-  if (devnull < 0 || owner < 0 || pidfd < 0 || dup2(devnull, 0) < 0 ||
+  const int go = internal::MoveUp(go_fd);
+  if (devnull < 0 || owner < 0 || pidfd < 0 || go < 0 || dup2(devnull, 0) < 0 ||
       dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 || dup2(owner, kOwnerFd) < 0 ||
-      dup2(pidfd, kCommandFd) < 0) {
-    // Unguarded is worse than not run. The command is still waiting for its
-    // go (or a zombie), so its group id is its own.
-    kill(-command, SIGKILL);
-    _exit(126);
+      dup2(pidfd, kCommandFd) < 0 || dup2(go, kGoFd) < 0) {
+    _exit(126);  // no go: the command exits without running
   }
-  syscall(SYS_close_range, static_cast<unsigned>(kCommandFd + 1), ~0u, 0u);
+  syscall(SYS_close_range, static_cast<unsigned>(kGoFd + 1), ~0u, 0u);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  // In place, out of the caller's group: the command may run. (A SIGKILL
+  // before this line leaves it without a go, and it exits without running.)
+  const char go_byte = 1;
+  ssize_t n;
+  while ((n = send(kGoFd, &go_byte, 1, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  close(kGoFd);
+  if (n != 1) _exit(0);  // the command is gone already
   pollfd fds[2] = {{kCommandFd, POLLIN, 0}, {kOwnerFd, POLLIN, 0}};
   while (true) {
     const int r = poll(fds, 2, -1);
@@ -115,30 +127,20 @@ absl::StatusOr<std::unique_ptr<GuardedCommand>> GuardedCommand::Start(
     return absl::InternalError(absl::StrCat("pidfd_open: ", strerror(error)));
   }
   const int64_t orphan_grace_ms = absl::ToInt64Milliseconds(spec.orphan_grace);
+  // The guard says go once it is in place; we keep no copy of that end, so
+  // the command waits for the guard alone, and runs only under it.
   const pid_t guard = fork();
-  if (guard == 0) RunGuard(pid, command->pidfd_, owner[0], orphan_grace_ms);
-  close(owner[0]);
+  if (guard == 0) RunGuard(pid, command->pidfd_, owner[0], go[1], orphan_grace_ms);
+  CloseAll({owner[0], go[1]});
   if (guard < 0) {
     const int error = errno;
-    CloseAll({owner[1], go[1]});
-    ReapNow(pid);
+    close(owner[1]);
+    ReapNow(pid);  // EOF on go: it exits without running
     command->exit_code_ = 127;
     return absl::InternalError(absl::StrCat("fork: ", strerror(error)));
   }
   command->guard_pid_ = guard;
   command->owner_ = owner[1];
-  // The guard is in place: let the command run.
-  const char go_byte = 1;
-  ssize_t n;
-  while ((n = send(go[1], &go_byte, 1, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
-  close(go[1]);
-  if (n != 1) {
-    const int error = errno;
-    command->Terminate();
-    return absl::InternalError(
-        absl::StrCat("cannot start the command: ", strerror(error)));
-  }
   return command;
 }
 

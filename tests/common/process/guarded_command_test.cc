@@ -134,6 +134,39 @@ TEST_F(GuardedCommandTest, TheGroupDiesWhenTheCallerIsKilled) {
   EXPECT_EQ(read(out_[0], &c, 1), 0);
 }
 
+TEST_F(GuardedCommandTest, AStopSentToTheCallersGroupAtStartLeavesNothingBehind) {
+  // The caller's group gets SIGTERM right after Start(), as when a launcher
+  // stops a worker that is just starting a command: the guard may still be in
+  // that group then, and must survive it to stop the command when the caller
+  // is gone. Repeated, since the window is short.
+  for (int round = 0; round < 20; ++round) {
+    int out[2];
+    ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+    const pid_t caller = fork();
+    ASSERT_GE(caller, 0);
+    if (caller == 0) {
+      setpgid(0, 0);
+      GuardedCommandSpec spec;
+      spec.command = "echo $$; exec sleep 1000";
+      spec.stdout_fd = out[1];
+      spec.orphan_grace = absl::Milliseconds(100);
+      auto c = GuardedCommand::Start(spec);
+      kill(0, SIGTERM);  // our whole group, guard included if it is still there
+      _exit(c.ok() ? 0 : 1);
+    }
+    close(out[1]);
+    int status = 0;
+    ASSERT_EQ(waitpid(caller, &status, 0), caller);
+    // The command either never ran (no line) or must go.
+    const std::string line = ReadLine(out[0]);
+    close(out[0]);
+    int command = 0;
+    if (!absl::SimpleAtoi(line, &command)) continue;
+    EXPECT_TRUE(GoneWithin(command, absl::Seconds(60))) << "round " << round;
+    if (Alive(command)) kill(command, SIGKILL);
+  }
+}
+
 TEST_F(GuardedCommandTest, WaitingWithoutADeadline) {
   // Still running at the first look (almost always), so the wait must turn an
   // infinite deadline into a poll timeout without overflowing.
