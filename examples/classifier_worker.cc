@@ -176,8 +176,10 @@ int main() {
         break;
       }
       const double score = model.Score(text);
-      (void)(*out)->WriteLine(absl::StrFormat("{\"id\":%s,\"score\":%.4f,\"label\":%d}",
-                                              id, score, score >= *threshold ? 1 : 0));
+      failure =
+          (*out)->WriteLine(absl::StrFormat("{\"id\":%s,\"score\":%.4f,\"label\":%d}", id,
+                                            score, score >= *threshold ? 1 : 0));
+      if (!failure.ok()) break;  // e.g. the disk is full: the shard fails, loudly
       shard.ReportProgress((*reader)->records(), (*reader)->units_done());
     }
     if (shard.cancelled()) continue;  // a duplicate won; the output is discarded
@@ -187,7 +189,9 @@ int main() {
     }
     absl::Status committed = (*out)->Commit();
     if (!committed.ok() && !absl::IsAborted(committed)) {
+      // Not published (e.g. the final flush failed): let another attempt redo it.
       std::cerr << "example-classifier: " << committed << "\n";
+      (void)shard.Fail(committed);
     }
   }
   return 0;

@@ -1,126 +1,21 @@
 #include "local_launcher.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
-#include <sys/signalfd.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <map>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-
-extern char** environ;
+#include "spdlog/spdlog.h"
+#include "supervisor.h"
 
 namespace elasticbatch::aimaster {
-namespace {
-
-int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
-
-int DecodeStatus(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 255;
-}
-
-// Writes a fixed message without allocating (after fork).
-void SafeWrite(int fd, const char* text) {
-  size_t n = 0;
-  while (text[n] != '\0') ++n;
-  (void)!write(fd, text, n);
-}
-
-// Everything below runs in the forked supervisor: async-signal-safe calls only.
-struct SupervisorArgs {
-  int death_fd;  // readable/HUP when the master is gone
-  int log_fd;
-  const char* working_dir;
-  char* const* argv;
-  char* const* envp;
-  int grace_ms;
-};
-
-// Stops the command's group: SIGTERM, then SIGKILL after the grace period.
-int TerminateGroup(pid_t group, int pidfd, int grace_ms) {
-  kill(-group, SIGTERM);
-  pollfd p{pidfd, POLLIN, 0};
-  int status = 0;
-  if (poll(&p, 1, grace_ms) <= 0) kill(-group, SIGKILL);
-  while (waitpid(group, &status, 0) < 0 && errno == EINTR) {
-  }
-  kill(-group, SIGKILL);  // whatever the command left behind
-  return DecodeStatus(status);
-}
-
-[[noreturn]] void RunSupervisor(const SupervisorArgs& a) {
-  setsid();  // away from the master's group: a terminal's Ctrl-C is the master's to
-             // handle
-  // Keep exactly the death pipe (fd 3) and the log (fd 4): in particular no
-  // copy of the death pipe's write end or of the master's sockets.
-  const int death = fcntl(a.death_fd, F_DUPFD, 10);
-  const int log = fcntl(a.log_fd, F_DUPFD, 10);
-  dup2(death, 3);
-  dup2(log, 4);
-  syscall(SYS_close_range, 5u, ~0u, 0u);
-
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGHUP);
-  sigprocmask(SIG_SETMASK, &stop_signals, nullptr);
-  const int sfd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
-
-  const pid_t command = fork();
-  if (command < 0) _exit(126);
-  if (command == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);  // the supervisor dies: so do we
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    signal(SIGPIPE, SIG_DFL);  // the master ignores it; the command must not
-    const int null_fd = open("/dev/null", O_RDONLY);
-    dup2(null_fd, 0);
-    dup2(4, 1);
-    dup2(4, 2);
-    syscall(SYS_close_range, 3u, ~0u, 0u);
-    if (chdir(a.working_dir) != 0) {
-      SafeWrite(2, "elasticbatch: cannot enter the working directory\n");
-      _exit(126);
-    }
-    execve("/bin/sh", a.argv, a.envp);
-    SafeWrite(2, "elasticbatch: cannot run /bin/sh\n");
-    _exit(127);
-  }
-  setpgid(command, command);
-  const int pidfd = PidfdOpen(command);
-  pollfd fds[3] = {{pidfd, POLLIN, 0}, {3, POLLIN, 0}, {sfd, POLLIN, 0}};
-  while (true) {
-    if (poll(fds, 3, -1) < 0) continue;
-    if (fds[0].revents != 0) {
-      int status = 0;
-      while (waitpid(command, &status, 0) < 0 && errno == EINTR) {
-      }
-      kill(-command, SIGKILL);  // anything it left running in its group
-      _exit(DecodeStatus(status));
-    }
-    if (fds[1].revents != 0 || fds[2].revents != 0) {
-      _exit(TerminateGroup(command, pidfd, a.grace_ms));
-    }
-  }
-}
-
-}  // namespace
 
 LocalLauncher::LocalLauncher(LocalLauncherOptions options) : options_(options) {
   int pipe_fds[2];
@@ -133,7 +28,13 @@ LocalLauncher::LocalLauncher(LocalLauncherOptions options) : options_(options) {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = 0;  // 0: the wake-up eventfd; otherwise a pid
-  epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev);
+  if (epoll_ < 0 || wake_ < 0 || epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev) != 0) {
+    // Launch() refuses to start anything; the reaper has nothing to wait for.
+    spdlog::error("local launcher: cannot set up epoll: {}", strerror(errno));
+    if (wake_ >= 0) close(wake_);
+    wake_ = -1;
+    return;
+  }
   reaper_ = std::thread([this] { ReapLoop(); });
 }
 
@@ -143,9 +44,13 @@ LocalLauncher::~LocalLauncher() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  const uint64_t one = 1;
-  (void)!write(wake_, &one, sizeof(one));
-  reaper_.join();
+  if (reaper_.joinable()) {
+    const uint64_t one = 1;
+    if (write(wake_, &one, sizeof(one)) != sizeof(one)) {
+      spdlog::error("local launcher: cannot wake the reaper: {}", strerror(errno));
+    }
+    reaper_.join();
+  }
   for (int fd : {death_read_, death_write_, epoll_, wake_}) {
     if (fd >= 0) close(fd);
   }
@@ -166,62 +71,66 @@ absl::Status LocalLauncher::Launch(const LaunchSpec& spec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot open log ", spec.log_path, ": ", strerror(errno)));
   }
-  // Everything the supervisor needs is built before fork.
-  std::map<std::string, std::string> vars;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry(*e);
-    const size_t eq = entry.find('=');
-    if (eq != std::string::npos) vars[entry.substr(0, eq)] = entry.substr(eq + 1);
-  }
-  for (const std::string& entry : spec.env) {
-    const size_t eq = entry.find('=');
-    if (eq != std::string::npos) vars[entry.substr(0, eq)] = entry.substr(eq + 1);
-  }
-  std::vector<std::string> env_storage;
-  env_storage.reserve(vars.size());
-  for (const auto& [k, v] : vars) env_storage.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (std::string& e : env_storage) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string sh = "sh", dash_c = "-c", command = spec.command;
-  char* argv[] = {sh.data(), dash_c.data(), command.data(), nullptr};
-  SupervisorArgs args{death_read_,
-                      log_fd,
-                      spec.working_dir.c_str(),
-                      argv,
-                      envp.data(),
-                      static_cast<int>(absl::ToInt64Milliseconds(options_.stop_grace))};
+  process::SupervisorSpec s;
+  s.command = spec.command;
+  s.working_dir = spec.working_dir;
+  // Half our grace for whatever the attempt stops in turn (ebatch-worker's
+  // command), so that it gets its SIGKILL before ours reaches the attempt.
+  s.env.push_back(absl::StrCat("ELASTICBATCH_STOP_GRACE=",
+                               absl::FormatDuration(options_.stop_grace / 2)));
+  s.env.insert(s.env.end(), spec.env.begin(), spec.env.end());
+  s.stdout_fd = log_fd;
+  s.stderr_fd = log_fd;
+  s.owner_fd = death_read_;
+  s.stop_grace = options_.stop_grace;
+  s.orphan_grace = options_.stop_grace;
 
   EventHandler handler;
   pid_t pid;
   {
-    // Held across fork so the reaper cannot see the child before it is known.
+    // Held across the fork so that the reaper cannot see the child before it
+    // is known.
     absl::MutexLock lock(&mu_);
-    pid = fork();
-    if (pid == 0) RunSupervisor(args);
-    if (pid < 0) {
-      close(log_fd);
-      return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
-    }
-    const int pidfd = PidfdOpen(pid);
-    children_[pid] = Child{spec.index, spec.attempt, pidfd};
+    absl::StatusOr<process::Supervisor> started = process::StartSupervisor(s);
+    close(log_fd);
+    if (!started.ok()) return started.status();
+    pid = started->pid;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = static_cast<uint64_t>(pid);
-    epoll_ctl(epoll_, EPOLL_CTL_ADD, pidfd, &ev);
+    if (epoll_ctl(epoll_, EPOLL_CTL_ADD, started->pidfd, &ev) != 0) {
+      // Nobody could report its exit: take it down again.
+      const absl::Status error =
+          absl::InternalError(absl::StrCat("epoll_ctl: ", strerror(errno)));
+      (void)process::SignalProcess(started->pidfd, SIGKILL);
+      int status = 0;
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      close(started->pidfd);
+      return error;
+    }
+    children_[pid] = Child{spec.index, spec.attempt, started->pidfd};
     handler = handler_;
   }
-  close(log_fd);
   if (handler) {
     handler({LauncherEvent::Kind::kStarted, spec.index, spec.attempt, pid, 0});
   }
   return absl::OkStatus();
 }
 
+void LocalLauncher::SignalLocked(const Child& child, int sig) {
+  // Through the pidfd: the reaper may have reaped the pid a moment ago, and a
+  // plain kill() could then reach whoever got the pid next.
+  if (absl::Status s = process::SignalProcess(child.pidfd, sig); !s.ok()) {
+    spdlog::error("cannot signal worker {} attempt {}: {}", child.index, child.attempt,
+                  s.ToString());
+  }
+}
+
 void LocalLauncher::Stop(uint32_t index, uint32_t attempt) {
   absl::MutexLock lock(&mu_);
   for (const auto& [pid, child] : children_) {
-    if (child.index == index && child.attempt == attempt) kill(pid, SIGTERM);
+    if (child.index == index && child.attempt == attempt) SignalLocked(child, SIGTERM);
   }
 }
 
@@ -232,12 +141,12 @@ size_t LocalLauncher::live() const {
 
 void LocalLauncher::StopAll() {
   absl::MutexLock lock(&mu_);
-  for (const auto& [pid, child] : children_) kill(pid, SIGTERM);
+  for (const auto& [pid, child] : children_) SignalLocked(child, SIGTERM);
   // Supervisors escalate to SIGKILL after the grace period themselves.
   auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return children_.empty(); };
   if (!mu_.AwaitWithTimeout(absl::Condition(&done),
                             options_.stop_grace + absl::Seconds(5))) {
-    for (const auto& [pid, child] : children_) kill(pid, SIGKILL);
+    for (const auto& [pid, child] : children_) SignalLocked(child, SIGKILL);
     mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(5));
   }
 }
@@ -246,7 +155,11 @@ void LocalLauncher::ReapLoop() {
   epoll_event events[16];
   while (true) {
     const int n = epoll_wait(epoll_, events, 16, -1);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("local launcher: epoll_wait: {}", strerror(errno));
+      return;
+    }
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == 0) {
         absl::MutexLock lock(&mu_);
@@ -254,18 +167,20 @@ void LocalLauncher::ReapLoop() {
         continue;
       }
       const pid_t pid = static_cast<pid_t>(events[i].data.u64);
-      int status = 0;
-      if (waitpid(pid, &status, WNOHANG) != pid) continue;
       LauncherEvent event;
       EventHandler handler;
       {
+        // Reaped under the lock, and the pidfd closed with it, so that Stop()
+        // never signals through a pidfd that is gone.
         absl::MutexLock lock(&mu_);
+        int status = 0;
+        if (waitpid(pid, &status, WNOHANG) != pid) continue;
         auto it = children_.find(pid);
         if (it == children_.end()) continue;
         epoll_ctl(epoll_, EPOLL_CTL_DEL, it->second.pidfd, nullptr);
         close(it->second.pidfd);
         event = {LauncherEvent::Kind::kExited, it->second.index, it->second.attempt, pid,
-                 DecodeStatus(status)};
+                 process::ExitCodeOf(status)};
         children_.erase(it);
         handler = handler_;
       }

@@ -1,14 +1,16 @@
 // LocalLauncher: worker attempts as local processes.
 //
 // Each attempt runs `sh -c COMMAND` in its working directory and its own
-// process group, with stdout and stderr appended to its log file. A small
-// supervisor process (forked from the master, running only async-signal-safe
-// code) sits between the master and the command: it forwards stop requests
-// (SIGTERM, then SIGKILL after the grace period) to the whole process group,
-// kills what is left of the group when the command exits, and kills the group
-// when the master goes away, even by SIGKILL (it watches a pipe only the
-// master holds open). The master reaps each supervisor through a pidfd the
-// moment it exits, so exits are reported at once and no zombie is left.
+// process group, with stdout and stderr appended to its log file, under a
+// small supervisor process (process::StartSupervisor): it forwards stop
+// requests (SIGTERM, then SIGKILL after the grace period) to the whole
+// process group, kills what is left of the group when the command exits, and
+// kills the group when the master goes away, even by SIGKILL (it watches a
+// pipe only the master holds open). The master reaps each supervisor through a
+// pidfd the moment it exits, so exits are reported at once and no zombie is
+// left; stop signals go through that pidfd, so they never reach a recycled
+// pid. Every attempt gets ELASTICBATCH_STOP_GRACE = half the grace period, so
+// that what it stops in turn (ebatch-worker's command) is killed before it is.
 //
 //   LocalLauncher launcher({.stop_grace = absl::Seconds(10)});
 //   launcher.SetEventHandler([](const LauncherEvent& e) { ... });
@@ -57,6 +59,7 @@ class LocalLauncher final : public Launcher {
     int pidfd;
   };
   void ReapLoop();
+  void SignalLocked(const Child& child, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const LocalLauncherOptions options_;
   int death_read_ = -1;  // supervisors watch this; only we hold the write end

@@ -17,12 +17,14 @@ absl::Status Errno(const std::string& what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", strerror(errno)));
 }
 
-void SyncDirectory(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
+// Makes a rename in `dir` durable.
+absl::Status SyncDirectory(const std::string& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open directory", dir);
+  absl::Status s;
+  if (fsync(fd) != 0) s = Errno("cannot sync directory", dir);
+  close(fd);
+  return s;
 }
 
 }  // namespace
@@ -63,9 +65,12 @@ ShardOutput::~ShardOutput() {
 }
 
 absl::Status ShardOutput::Write(absl::string_view data) {
+  if (!error_.ok()) return error_;
   if (file_ == nullptr) return absl::FailedPreconditionError("output already closed");
   if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
-    return Errno("cannot write", staging_path_);
+    // Sticky: whatever was lost cannot be written again in order.
+    error_ = Errno("cannot write", staging_path_);
+    return error_;
   }
   bytes_ += data.size();
   return absl::OkStatus();
@@ -86,21 +91,38 @@ void ShardOutput::Discard() {
 }
 
 absl::Status ShardOutput::Commit() {
+  if (!error_.ok()) {
+    // Never ask the master to commit an output that lost data.
+    Discard();
+    return error_;
+  }
   if (done_ || file_ == nullptr)
     return absl::FailedPreconditionError("output already closed");
   // Durable before asking: once granted, the rename must publish whole data.
   if (std::fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
-    absl::Status s = Errno("cannot write", staging_path_);
+    error_ = Errno("cannot write", staging_path_);
     Discard();
-    return s;
+    return error_;
   }
-  std::fclose(file_);
+  const int closed = std::fclose(file_);
   file_ = nullptr;
+  if (closed != 0) {
+    error_ = Errno("cannot close", staging_path_);
+    Discard();
+    return error_;
+  }
   absl::Status committed = shard_->CommitWith([this]() -> absl::Status {
     if (std::rename(staging_path_.c_str(), final_path_.c_str()) != 0) {
       return Errno("cannot publish", final_path_);
     }
-    SyncDirectory(std::filesystem::path(final_path_).parent_path().string());
+    absl::Status synced =
+        SyncDirectory(std::filesystem::path(final_path_).parent_path().string());
+    if (!synced.ok()) {
+      // Not durably published: take it back, so that a shard which ends up
+      // quarantined leaves no part file; the master hands the shard out again.
+      std::remove(final_path_.c_str());
+      return synced;
+    }
     return absl::OkStatus();
   });
   if (!committed.ok()) std::remove(staging_path_.c_str());

@@ -32,6 +32,9 @@ class ShardOutput {
   // Deletes the staging file unless committed.
   ~ShardOutput();
 
+  // Appends to the staging file. The first error is sticky: every later
+  // Write and Commit() return it, so an output that lost data is never
+  // published. FAILED_PRECONDITION after Commit() or Discard().
   absl::Status Write(absl::string_view data);
   absl::Status WriteLine(absl::string_view line);
   uint64_t bytes_written() const { return bytes_; }
@@ -39,6 +42,10 @@ class ShardOutput {
   const std::string& final_path() const { return final_path_; }
 
   // Flushes and fsyncs the staging file, then commits the shard: see above.
+  // After a write error it discards the staging file and returns that error
+  // without asking the master. The rename is made durable (directory fsync);
+  // when that fails the published file is removed again and the error is
+  // returned (the master hears of it and hands the shard out again).
   absl::Status Commit();
   // Deletes the staging file now.
   void Discard();
@@ -51,6 +58,7 @@ class ShardOutput {
   std::FILE* file_ = nullptr;
   uint64_t bytes_ = 0;
   bool done_ = false;
+  absl::Status error_;  // the first write error, sticky
 };
 
 }  // namespace elasticbatch

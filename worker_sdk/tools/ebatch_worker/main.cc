@@ -1,31 +1,60 @@
 // ebatch-worker: a ready-made ElasticBatch worker for code in any language.
 //
-//   ebatch-worker -- python score.py           # one process per shard
-//   ebatch-worker --persistent -- python serve.py   # one process for all shards
+//   ebatch-worker -- python score.py                  # one process per shard
+//   ebatch-worker --persistent -- python -u serve.py  # one process for all shards
 //
 // Per shard, CMD runs through `sh -c` with the shard's records on stdin and
 // SHARD_ID, SHARD_ATTEMPT, SHARD_SOURCE, SHARD_BEGIN, SHARD_END, SHARD_UNIT in
 // its environment; its stdout becomes the shard's output (committed exactly
 // once under PAI_OUTPUT_<CHANNEL>). A non-zero exit fails the shard, with the
-// tail of its stderr as the error. With --persistent, one CMD serves every
-// shard: one record per line in, one line out, in order (flush each line).
-#include <fcntl.h>
+// tail of its stderr as the error.
+//
+// --persistent: one CMD serves every shard, and this protocol keeps a wrong
+// answer from landing silently in the wrong record's place:
+//  * CMD starts at once, while this worker registers, so its model load is
+//    start-up time the master sees (slow starters get a backup). With
+//    --ready-line TEXT we register only once CMD printed TEXT on a line of
+//    its own; stdout lines before it are banners, copied to stderr.
+//  * Then stdout carries answers only: one line per record, in order, each
+//    flushed; logs go to stderr.
+//  * A stdout line while no record is outstanding (before a shard's first
+//    record, after its last answer, between shards) fails the shard, naming
+//    the line. Any error mid-shard (that one, a failed write, a stall, CMD
+//    exiting) fails the shard and restarts CMD with fresh state.
+//  * A stray line while records are outstanding is taken for an answer, and
+//    caught only once the surplus answer arrives while none is owed: usually
+//    before the shard commits, but a late last answer can miss that check
+//    (the next shard then fails, naming this one as possibly shifted). With
+//    --framing=index no shift can pass: record n goes out as "<n>\t<record>",
+//    its answer must come back as "<n>\t<answer>" (n counts from 0 over CMD's
+//    life), the prefix is stripped, and any mismatch fails the shard.
+// Each CMD runs as our child in a process group of its own, guarded
+// (process::GuardedCommand): its whole group is stopped (SIGTERM, SIGKILL
+// after --stop-grace) when we stop it and when we die, even by SIGKILL.
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "child_process.h"
 #include "command_line.h"
@@ -38,8 +67,23 @@
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(bool, persistent, false,
-          "Keep one CMD running across shards: one record per line in, one line out, in "
-          "order; CMD must flush every line");
+          "Keep one CMD running across shards, started at once: one record per line "
+          "in, one answer line out, in order, each flushed; stdout carries answers "
+          "only (see --ready-line, --framing)");
+ABSL_FLAG(std::string, ready_line, "",
+          "--persistent: register with the master only after CMD printed this line "
+          "on stdout (lines before it are start-up banners, copied to stderr). "
+          "Default: none, CMD must print nothing before its first answer");
+ABSL_FLAG(absl::Duration, ready_timeout, absl::Minutes(10),
+          "--ready-line: give up (exit 1) when CMD has not printed the ready line "
+          "after this long");
+ABSL_FLAG(std::string, framing, "none",
+          "--persistent: 'none' (a line in, a line out) or 'index' (record n is sent "
+          "as '<n>\\t<record>', its answer must come back as '<n>\\t<answer>'; a shift "
+          "is impossible)");
+ABSL_FLAG(std::string, stop_grace, "",
+          "SIGTERM to SIGKILL when CMD is stopped (or we die). Default: "
+          "$ELASTICBATCH_STOP_GRACE (aimaster run sets half its own), else 5s");
 ABSL_FLAG(uint32_t, prefetch, 1, "Shards fetched ahead of the one being processed");
 ABSL_FLAG(std::string, master, "", "AIMaster HOST:PORT (default: $AIMASTER_ADDR)");
 ABSL_FLAG(std::string, output_dir, "",
@@ -48,7 +92,8 @@ ABSL_FLAG(
     std::string, input_root, "",
     "Root the shards' sources are relative to (default: PAI_INPUT_<input channel>)");
 ABSL_FLAG(absl::Duration, stall_timeout, absl::Minutes(5),
-          "--persistent: fail a shard when CMD answers nothing for this long");
+          "--persistent: fail a shard when CMD answers nothing for this long (a "
+          "model load without --ready-line counts: it happens during the first shard)");
 ABSL_FLAG(absl::Duration, master_lost_timeout, absl::Minutes(10),
           "Give up when the master stays unreachable this long");
 
@@ -57,11 +102,79 @@ namespace {
 
 constexpr size_t kInputChunk = 64 << 10;
 constexpr size_t kStderrTail = 4 << 10;
-constexpr absl::Duration kStopGrace = absl::Seconds(5);
+constexpr size_t kShownBytes = 200;
+constexpr absl::Duration kDefaultStopGrace = absl::Seconds(5);
+// How often loops that wait look at stop requests and cancellations.
+constexpr int kPollMs = 200;
 
 std::atomic<bool> g_stopping{false};
 
-// Reads a shard's records as newline-terminated lines.
+enum class Framing { kNone, kIndex };
+
+struct Config {
+  std::string command;
+  bool persistent = false;
+  std::string ready_line;  // empty: none
+  absl::Duration ready_timeout;
+  Framing framing = Framing::kNone;
+  absl::Duration stop_grace;
+  absl::Duration stall_timeout;
+};
+
+// A line quoted for an error message: its first 200 bytes, C-escaped.
+std::string Shown(absl::string_view line) {
+  std::string out =
+      absl::StrCat("\"", absl::CHexEscape(line.substr(0, kShownBytes)), "\"");
+  if (line.size() > kShownBytes) absl::StrAppend(&out, "... (", line.size(), " bytes)");
+  return out;
+}
+
+// Wakes a poll() from other threads (signals, a call that returned). Level
+// triggered: stays readable until Clear().
+class Wakeup {
+ public:
+  Wakeup() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  ~Wakeup() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int fd() const { return fd_; }
+  void Notify() {
+    const uint64_t one = 1;
+    (void)!write(fd_, &one, sizeof(one));
+  }
+  void Clear() {
+    uint64_t value;
+    (void)!read(fd_, &value, sizeof(value));
+  }
+
+ private:
+  int fd_;
+};
+
+// Runs a blocking call on a thread of its own, so that the main thread can keep
+// the command serviced and answer signals meanwhile (and exit without waiting
+// for the call). `wake` turns readable just before the result is ready.
+template <typename T>
+std::future<T> InBackground(std::function<T()> call, Wakeup* wake) {
+  std::promise<T> promise;
+  std::future<T> result = promise.get_future();
+  std::thread([call = std::move(call), promise = std::move(promise), wake]() mutable {
+    T value = call();
+    wake->Notify();  // before the value: once it is set we touch nothing of main's
+    promise.set_value(std::move(value));
+  }).detach();
+  return result;
+}
+
+// Ends the process now, without unwinding: a background call may still be
+// inside the SDK. The command has been stopped by then.
+[[noreturn]] void ExitNow(int code) {
+  spdlog::default_logger()->flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+// Reads a shard's records as lines.
 class RecordSource {
  public:
   static absl::StatusOr<RecordSource> Open(const Shard& shard) {
@@ -73,11 +186,16 @@ class RecordSource {
     }
     return s;
   }
-  // Appends up to about `bytes` of lines to `out`, counting them. False at end.
-  absl::StatusOr<bool> Fill(std::string* out, size_t bytes, uint64_t* records) {
+  // The next record, without its newline. False at end.
+  absl::StatusOr<bool> Next(std::string* line) {
     if (reader_ == nullptr) return false;  // RECORDS shards: CMD reads by range
+    return reader_->Next(line);
+  }
+  // Appends up to about `bytes` of newline-terminated lines to `out`,
+  // counting them. False at end.
+  absl::StatusOr<bool> Fill(std::string* out, size_t bytes, uint64_t* records) {
     while (out->size() < bytes) {
-      absl::StatusOr<bool> more = reader_->Next(&line_);
+      absl::StatusOr<bool> more = Next(&line_);
       if (!more.ok()) return more.status();
       if (!*more) return false;
       out->append(line_);
@@ -102,7 +220,6 @@ class StderrTail {
     if (tail_.size() > kStderrTail) tail_.erase(0, tail_.size() - kStderrTail);
   }
   std::string Text() const { return tail_.empty() ? "(no stderr)" : tail_; }
-  void Clear() { tail_.clear(); }
 
  private:
   std::string tail_;
@@ -149,20 +266,144 @@ bool WriteSome(int fd, const std::string& pending, size_t* offset) {
   return true;
 }
 
-enum class Outcome { kCommitted, kLost, kFailed, kStopped };
+// Waits (up to kPollMs) until a pipe of `c` is ready; false when none is open.
+bool PollPipes(ChildProcess& c, bool want_write) {
+  pollfd fds[3];
+  int n = 0;
+  if (want_write && c.stdin_fd() >= 0) fds[n++] = {c.stdin_fd(), POLLOUT, 0};
+  if (c.stdout_fd() >= 0) fds[n++] = {c.stdout_fd(), POLLIN, 0};
+  if (c.stderr_fd() >= 0) fds[n++] = {c.stderr_fd(), POLLIN, 0};
+  if (n == 0) return false;
+  const int r = poll(fds, static_cast<nfds_t>(n), kPollMs);
+  return r >= 0 || errno == EINTR;
+}
 
+void DrainStderr(ChildProcess& c, StderrTail& tail) {
+  if (c.stderr_fd() < 0) return;
+  std::string err;
+  const bool open = ReadSome(c.stderr_fd(), &err);
+  if (!err.empty()) tail.Add(err.data(), err.size());
+  if (!open) c.CloseStderr();
+}
+
+enum class Outcome { kCommitted, kLost, kFailed, kStopped, kFatal };
+
+// One life of the --persistent command and everything that belongs to it. A
+// restart replaces it whole, so nothing of one life (a partial line, a count,
+// readiness) can leak into the next.
+struct CommandLife {
+  std::unique_ptr<ChildProcess> child;
+  std::string partial;    // stdout not yet split into lines
+  uint64_t queued = 0;    // records numbered for sending (--framing=index: n)
+  uint64_t sent = 0;      // records written whole to CMD's stdin
+  uint64_t answered = 0;  // answer lines received
+  uint64_t shards = 0;    // shards served whole
+  std::optional<uint64_t> last_shard;  // the last of them
+  std::string first_line;  // the first answer, to show when the count goes wrong
+  bool ready = false;      // the ready line was seen (or none is expected)
+  StderrTail stderr_tail;
+};
+
+// Runs shards through the command. Not thread-safe: the main thread's.
 class ShardRunner {
  public:
-  ShardRunner(Worker* worker, std::string command, bool persistent)
-      : worker_(worker), command_(std::move(command)), persistent_(persistent) {}
+  explicit ShardRunner(Config config) : config_(std::move(config)) {}
+
+  void set_worker(Worker* worker) { worker_ = worker; }
+
+  // --persistent: starts the command (at once, while we register).
+  absl::Status StartCommand() {
+    life_ = CommandLife();
+    auto child =
+        ChildProcess::Start(config_.command, {"PYTHONUNBUFFERED=1"}, config_.stop_grace);
+    if (!child.ok()) return child.status();
+    life_.child = std::move(*child);
+    life_.ready = config_.ready_line.empty();
+    return absl::OkStatus();
+  }
+
+  // --persistent: waits until the command printed the ready line, copying the
+  // banner lines before it to stderr. FAILED_PRECONDITION when it exited
+  // first, DEADLINE_EXCEEDED after --ready-timeout, CANCELLED on a stop.
+  absl::Status AwaitReady() {
+    if (life_.ready) return absl::OkStatus();
+    ChildProcess& c = *life_.child;
+    const absl::Time deadline = absl::Now() + config_.ready_timeout;
+    while (true) {
+      if (g_stopping) return absl::CancelledError("stopping");
+      PollPipes(c, false);
+      const bool open = c.stdout_fd() >= 0 && ReadSome(c.stdout_fd(), &life_.partial);
+      DrainStderr(c, life_.stderr_tail);
+      size_t start = 0;
+      for (size_t nl; (nl = life_.partial.find('\n', start)) != std::string::npos;
+           start = nl + 1) {
+        const absl::string_view line = absl::StripSuffix(
+            absl::string_view(life_.partial).substr(start, nl - start), "\r");
+        if (line == config_.ready_line) {
+          life_.ready = true;
+          life_.partial.erase(0, nl + 1);  // what follows is judged as answers
+          spdlog::info("the command is ready");
+          return absl::OkStatus();
+        }
+        const std::string banner = absl::StrCat(line, "\n");
+        (void)!write(2, banner.data(), banner.size());
+      }
+      life_.partial.erase(0, start);
+      if (!open || c.Poll()) {
+        const std::optional<int> code = c.WaitUntil(absl::Now() + config_.stop_grace);
+        return absl::FailedPreconditionError(
+            absl::StrCat("the command ",
+                         code ? absl::StrCat("exited (status ", *code, ")")
+                              : std::string("closed its stdout"),
+                         " before printing the ready line ", Shown(config_.ready_line)));
+      }
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "the command did not print the ready line ", Shown(config_.ready_line),
+            " within --ready-timeout=", absl::FormatDuration(config_.ready_timeout)));
+      }
+    }
+  }
+
+  // Waits up to kPollMs for `wake`, keeping the command serviced meanwhile
+  // (its stderr forwarded, so that a chatty start-up cannot block on it).
+  // Its stdout stays in the pipe: the next shard's first check judges it.
+  void Idle(const Wakeup& wake) {
+    pollfd fds[3];
+    nfds_t n = 0;
+    fds[n++] = {wake.fd(), POLLIN, 0};
+    ChildProcess* c = life_.child.get();
+    if (c != nullptr && c->stderr_fd() >= 0) fds[n++] = {c->stderr_fd(), POLLIN, 0};
+    if (c != nullptr && !c->Poll()) fds[n++] = {c->exit_fd(), POLLIN, 0};
+    poll(fds, n, kPollMs);
+    if (c != nullptr) DrainStderr(*c, life_.stderr_tail);
+  }
+
+  // Stops the command, if any (SIGTERM, SIGKILL after the grace).
+  void StopCommand() { life_ = CommandLife(); }
 
   Outcome Run(Shard& shard) {
     auto out = ShardOutput::Open(shard, worker_->output_dir());
     if (!out.ok()) return Fail(shard, out.status());
     auto source = RecordSource::Open(shard);
     if (!source.ok()) return Fail(shard, source.status());
-    absl::StatusOr<uint64_t> records = persistent_ ? PumpPersistent(shard, *source, **out)
-                                                   : PumpOneShot(shard, *source, **out);
+    absl::StatusOr<uint64_t> records;
+    if (config_.persistent) {
+      if (shard.unit() != ShardUnit::kBytes) {
+        return Fail(shard, absl::FailedPreconditionError(
+                               "--persistent needs byte-range shards of text input; "
+                               "this shard is a range of record indexes (run without "
+                               "--persistent: CMD gets SHARD_BEGIN/SHARD_END)"));
+      }
+      if (absl::Status s = EnsureCommand(); !s.ok()) {
+        if (g_stopping) return Outcome::kStopped;
+        spdlog::error("{}", std::string(s.message()));
+        return Outcome::kFatal;
+      }
+      records = PumpPersistent(shard, *source, **out);
+    } else {
+      records = PumpOneShot(shard, *source, **out);
+    }
     if (g_stopping) return Outcome::kStopped;
     if (shard.cancelled()) {
       spdlog::info("shard {} attempt {}: lease lost, output discarded", shard.id(),
@@ -181,8 +422,7 @@ class ShardRunner {
       spdlog::info("shard {}: {}", shard.id(), std::string(committed.message()));
       return Outcome::kLost;
     }
-    spdlog::error("shard {}: commit failed: {}", shard.id(), committed.ToString());
-    return Outcome::kFailed;
+    return Fail(shard, committed);  // e.g. the output could not be flushed
   }
 
  private:
@@ -194,14 +434,17 @@ class ShardRunner {
     return Outcome::kFailed;
   }
 
+  bool Stopping() const { return g_stopping || (worker_ && worker_->job_over()); }
+
   // One CMD per shard: records on stdin, stdout is the output.
   absl::StatusOr<uint64_t> PumpOneShot(Shard& shard, RecordSource& source,
                                        ShardOutput& out) {
-    auto child = ChildProcess::Start(command_, ShardEnv(shard));
+    auto child =
+        ChildProcess::Start(config_.command, ShardEnv(shard), config_.stop_grace);
     if (!child.ok()) return child.status();
     ChildProcess& c = **child;
-    stderr_.Clear();
-    std::string pending, output, errors;
+    StderrTail tail;
+    std::string pending, output;
     size_t offset = 0;
     bool input_done = false;
     uint64_t records = 0;
@@ -211,13 +454,13 @@ class ShardRunner {
         offset = 0;
         absl::StatusOr<bool> more = source.Fill(&pending, kInputChunk, &records);
         if (!more.ok()) {
-          c.Terminate(kStopGrace);
+          c.Terminate();
           return more.status();
         }
         input_done = !*more;
       }
       if (input_done && offset == pending.size()) c.CloseStdin();
-      if (!Poll(c, offset < pending.size())) break;
+      if (!PollPipes(c, offset < pending.size())) break;
       if (c.stdin_fd() >= 0 && !WriteSome(c.stdin_fd(), pending, &offset)) {
         c.CloseStdin();  // CMD stopped reading; its exit status decides
         input_done = true;
@@ -228,92 +471,221 @@ class ShardRunner {
         const bool open = ReadSome(c.stdout_fd(), &output);
         if (!output.empty()) {
           if (absl::Status s = out.Write(output); !s.ok()) {
-            c.Terminate(kStopGrace);
+            c.Terminate();
             return s;
           }
           output.clear();
         }
         if (!open) c.CloseStdout();
       }
-      DrainStderr(c);
+      DrainStderr(c, tail);
       // Records handed over, but no position: what a pipe swallows is not
       // what CMD has processed, so the master judges this shard by its age.
       shard.ReportProgress(records);
-      if (shard.cancelled() || g_stopping) {
-        c.Terminate(kStopGrace);
+      if (shard.cancelled() || Stopping()) {
+        c.Terminate();
         return absl::AbortedError("cancelled");
       }
     }
-    const int code = c.Wait();
-    if (code != 0) {
+    // Both pipes are closed but CMD may live on: keep answering stops and
+    // cancellations while waiting for its exit (heartbeats keep the lease).
+    while (!c.Poll()) {
+      if (shard.cancelled() || Stopping()) {
+        c.Terminate();
+        return absl::AbortedError("cancelled");
+      }
+      c.WaitUntil(absl::Now() + absl::Milliseconds(kPollMs));
+    }
+    if (const int code = *c.Poll(); code != 0) {
       return absl::InternalError(absl::StrCat("command exited with status ", code,
-                                              "; stderr tail: ", stderr_.Text()));
+                                              "; stderr tail: ", tail.Text()));
     }
     return records;
   }
 
-  // One CMD for all shards: a line in, a line out, in order.
+  // Starts the command again when it died between shards, and waits for its
+  // ready line. An error here is the worker's, not the shard's.
+  absl::Status EnsureCommand() {
+    if (life_.child != nullptr && life_.child->Poll()) {
+      spdlog::warn("the command exited between shards (status {}); starting it again",
+                   *life_.child->Poll());
+      absl::Status s = CheckQuiet("after its last answer");
+      if (!life_.partial.empty() && life_.last_shard) {
+        spdlog::error("{}; shard {} before it may be shifted", std::string(s.message()),
+                      *life_.last_shard);
+      }
+      life_ = CommandLife();
+    }
+    if (life_.child == nullptr) {
+      if (absl::Status s = StartCommand(); !s.ok()) {
+        return absl::Status(s.code(),
+                            absl::StrCat("cannot start the command: ", s.message()));
+      }
+    }
+    return AwaitReady();
+  }
+
+  // --persistent: any error mid-shard leaves CMD in an unknown state (answers
+  // owed, a line half written or read), so it is restarted: a fresh CMD with
+  // fresh state serves the next shard. Only a cancellation whose owed answers
+  // were all collected keeps it.
   absl::StatusOr<uint64_t> PumpPersistent(Shard& shard, RecordSource& source,
                                           ShardOutput& out) {
-    if (child_ == nullptr) {
-      auto child = ChildProcess::Start(command_, {"PYTHONUNBUFFERED=1"});
-      if (!child.ok()) return child.status();
-      child_ = std::move(*child);
-      partial_.clear();
-      stderr_.Clear();
+    bool clean = false;
+    absl::StatusOr<uint64_t> answered = PumpPersistentOnce(shard, source, out, &clean);
+    if (answered.ok() || clean) return answered;
+    return Restart(answered.status());
+  }
+
+  // Stops the command and starts a fresh one (unless we are stopping);
+  // returns `why` with the old command's exit status and stderr tail.
+  absl::Status Restart(const absl::Status& why) {
+    const int code = life_.child->Terminate();
+    DrainStderr(*life_.child, life_.stderr_tail);
+    const std::string tail = life_.stderr_tail.Text();
+    life_ = CommandLife();
+    if (!Stopping()) {
+      // At once: the model reloads while the failure is reported and the next
+      // shard is fetched. A start that fails is retried before the next shard.
+      if (absl::Status s = StartCommand(); !s.ok()) {
+        spdlog::error("cannot start the command again: {}", s.ToString());
+        life_ = CommandLife();
+      }
     }
-    ChildProcess& c = *child_;
-    std::string pending;
+    return absl::Status(why.code(), absl::StrCat(why.message(), " (command exit status ",
+                                                 code, "); stderr tail: ", tail));
+  }
+
+  absl::Status Stray(absl::string_view line, absl::string_view when) const {
+    std::string context;
+    if (life_.shards == 0 && life_.answered > 0) {
+      // In a fresh command's first shard the usual culprit is a start-up
+      // banner, taken for the first answer: show it.
+      context = absl::StrCat("; the first line this command wrote was ",
+                             Shown(life_.first_line));
+    }
+    return absl::InternalError(absl::StrCat(
+        "the command wrote a line on stdout ", when, ": ", Shown(line), context,
+        " (stdout must carry answers only, one line per record; logs go to stderr; "
+        "a start-up banner needs --ready-line)"));
+  }
+
+  // Nothing may arrive while no record is outstanding: not a line, not a part
+  // of one.
+  absl::Status CheckQuiet(absl::string_view when) {
+    ChildProcess& c = *life_.child;
+    const bool open = c.stdout_fd() >= 0 && ReadSome(c.stdout_fd(), &life_.partial);
+    DrainStderr(c, life_.stderr_tail);
+    if (!life_.partial.empty()) {
+      const size_t nl = life_.partial.find('\n');
+      return Stray(absl::string_view(life_.partial).substr(0, nl), when);
+    }
+    if (!open) {
+      return absl::InternalError(absl::StrCat("the command closed its stdout ", when));
+    }
+    return absl::OkStatus();
+  }
+
+  // Numbers (--framing=index) and queues up to a chunk of records.
+  absl::StatusOr<bool> Queue(RecordSource& source, std::string* pending) {
+    while (pending->size() < kInputChunk) {
+      absl::StatusOr<bool> more = source.Next(&line_);
+      if (!more.ok()) return more.status();
+      if (!*more) return false;
+      if (config_.framing == Framing::kIndex)
+        absl::StrAppend(pending, life_.queued, "\t");
+      pending->append(line_);
+      pending->push_back('\n');
+      ++life_.queued;
+    }
+    return true;
+  }
+
+  // An answer line as it goes to the output, or why it is not one.
+  absl::StatusOr<absl::string_view> Answer(absl::string_view line) const {
+    if (life_.answered == life_.sent) {
+      return Stray(line, "while no record was outstanding");
+    }
+    if (config_.framing == Framing::kNone) return line;
+    const std::string prefix = absl::StrCat(life_.answered, "\t");
+    if (!absl::ConsumePrefix(&line, prefix)) {
+      return absl::InternalError(absl::StrCat(
+          "answer ", life_.answered, " does not start with \"", life_.answered,
+          "\\t\": ", Shown(line),
+          " (--framing=index: every answer echoes its record's number, in order)"));
+    }
+    return line;
+  }
+
+  absl::StatusOr<uint64_t> PumpPersistentOnce(Shard& shard, RecordSource& source,
+                                              ShardOutput& out, bool* clean) {
+    ChildProcess& c = *life_.child;
+    if (absl::Status s = CheckQuiet("before this shard's first record"); !s.ok()) {
+      if (life_.last_shard) {
+        // A line that arrives late may be the last answer of the shard before,
+        // which then took a stray line for an answer: say so, loudly.
+        spdlog::error(
+            "shard {} was served by the same command just before; if that command "
+            "printed a stray line during it, its committed output is shifted: check it",
+            *life_.last_shard);
+        return absl::Status(s.code(),
+                            absl::StrCat(s.message(), "; shard ", *life_.last_shard,
+                                         " before it may be shifted"));
+      }
+      return s;
+    }
+    const uint64_t first = life_.answered;  // == sent == queued: nothing owed
+    std::string pending;                    // queued records, written from `offset` on
     size_t offset = 0;
     bool input_done = false;
     bool draining = false;  // cancelled: collect the answers owed, then stop
-    uint64_t in = 0, fed = 0, answered = 0;
     absl::Time last_answer = absl::Now();
-    const absl::Duration stall = absl::GetFlag(FLAGS_stall_timeout);
-    while (!(input_done && offset == pending.size() && answered == in)) {
+    while (!(input_done && offset == pending.size() && life_.answered == life_.queued)) {
       if (offset == pending.size() && !input_done) {
         pending.clear();
         offset = 0;
-        absl::StatusOr<bool> more = source.Fill(&pending, kInputChunk, &in);
+        absl::StatusOr<bool> more = Queue(source, &pending);
         if (!more.ok()) return more.status();
         input_done = !*more;
         continue;
       }
-      if (c.stdout_fd() < 0 || !Poll(c, offset < pending.size())) {
-        return Restart(
-            absl::StrCat("command exited in the middle of shard ", shard.id()));
+      if (c.stdout_fd() < 0 || !PollPipes(c, offset < pending.size())) {
+        return absl::InternalError(
+            absl::StrCat("the command exited in the middle of shard ", shard.id()));
       }
       if (offset < pending.size()) {
         const size_t before = offset;
         if (!WriteSome(c.stdin_fd(), pending, &offset)) {
-          return Restart("command stopped reading its input");
+          return absl::InternalError("the command stopped reading its input");
         }
-        fed += static_cast<uint64_t>(
+        life_.sent += static_cast<uint64_t>(
             std::count(pending.begin() + before, pending.begin() + offset, '\n'));
       }
-      const bool open = ReadSome(c.stdout_fd(), &partial_);
+      const bool open = ReadSome(c.stdout_fd(), &life_.partial);
       size_t start = 0;
-      for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos;
+      for (size_t nl; (nl = life_.partial.find('\n', start)) != std::string::npos;
            start = nl + 1) {
-        if (++answered > fed) {
-          return Restart("command wrote more lines than it was given records");
+        absl::StatusOr<absl::string_view> answer =
+            Answer(absl::string_view(life_.partial).substr(start, nl - start));
+        if (!answer.ok()) return answer.status();
+        if (life_.answered == 0) {
+          life_.first_line =
+              life_.partial.substr(start, std::min(nl - start, kShownBytes));
         }
+        ++life_.answered;
         if (!draining) {
-          if (absl::Status s =
-                  out.WriteLine(absl::string_view(partial_).substr(start, nl - start));
-              !s.ok()) {
-            return s;
-          }
+          if (absl::Status s = out.WriteLine(*answer); !s.ok()) return s;
         }
         last_answer = absl::Now();
       }
-      partial_.erase(0, start);
-      DrainStderr(c);
-      if (!open)
-        return Restart(
-            absl::StrCat("command exited in the middle of shard ", shard.id()));
-      if (g_stopping || worker_->job_over()) return absl::AbortedError("stopping");
-      if (!draining) shard.ReportProgress(answered, source.units_done());
+      life_.partial.erase(0, start);
+      DrainStderr(c, life_.stderr_tail);
+      if (!open) {
+        return absl::InternalError(
+            absl::StrCat("the command exited in the middle of shard ", shard.id()));
+      }
+      if (Stopping()) return absl::AbortedError("stopping");
+      if (!draining) shard.ReportProgress(life_.answered - first, source.units_done());
       if (shard.cancelled() && !draining) {
         // Finish the line being written (CMD must see whole lines), feed
         // nothing more, and collect the answers still owed so they cannot
@@ -324,55 +696,32 @@ class ShardRunner {
         } else {
           pending.resize(offset);
         }
-        in = fed + static_cast<uint64_t>(
-                       std::count(pending.begin() + offset, pending.end(), '\n'));
+        life_.queued = life_.sent + static_cast<uint64_t>(std::count(
+                                        pending.begin() + offset, pending.end(), '\n'));
         input_done = true;
       }
-      if (answered < fed && absl::Now() - last_answer > stall) {
-        return Restart(absl::StrCat("command answered nothing for ",
-                                    absl::FormatDuration(stall),
-                                    " (does it flush every output line?)"));
+      const bool owed = life_.answered < life_.sent || offset < pending.size();
+      if (owed && absl::Now() - last_answer > config_.stall_timeout) {
+        return absl::InternalError(
+            absl::StrCat("the command answered nothing for ",
+                         absl::FormatDuration(config_.stall_timeout),
+                         " (does it read line by line and flush every answer?)"));
       }
     }
-    if (draining) return absl::AbortedError("cancelled");
-    return answered;
+    if (absl::Status s = CheckQuiet("after this shard's last answer"); !s.ok()) return s;
+    ++life_.shards;
+    life_.last_shard = shard.id();
+    if (draining) {
+      *clean = true;
+      return absl::AbortedError("cancelled");
+    }
+    return life_.answered - first;
   }
 
-  // The persistent command failed: kill it (a fresh one serves the next shard).
-  absl::Status Restart(const std::string& why) {
-    int code = child_->Terminate(kStopGrace);
-    DrainStderr(*child_);
-    child_.reset();
-    return absl::InternalError(
-        absl::StrCat(why, " (exit status ", code, "); stderr tail: ", stderr_.Text()));
-  }
-
-  // Waits (briefly) until a pipe is ready; false when the command is gone.
-  bool Poll(ChildProcess& c, bool want_write) {
-    pollfd fds[3];
-    int n = 0;
-    if (want_write && c.stdin_fd() >= 0) fds[n++] = {c.stdin_fd(), POLLOUT, 0};
-    if (c.stdout_fd() >= 0) fds[n++] = {c.stdout_fd(), POLLIN, 0};
-    if (c.stderr_fd() >= 0) fds[n++] = {c.stderr_fd(), POLLIN, 0};
-    if (n == 0) return false;
-    int r = poll(fds, static_cast<nfds_t>(n), 200);
-    return r >= 0 || errno == EINTR;
-  }
-
-  void DrainStderr(ChildProcess& c) {
-    if (c.stderr_fd() < 0) return;
-    std::string err;
-    const bool open = ReadSome(c.stderr_fd(), &err);
-    if (!err.empty()) stderr_.Add(err.data(), err.size());
-    if (!open) c.CloseStderr();
-  }
-
-  Worker* worker_;
-  std::string command_;
-  bool persistent_;
-  std::unique_ptr<ChildProcess> child_;  // --persistent only
-  std::string partial_;                  // --persistent: unterminated stdout
-  StderrTail stderr_;
+  const Config config_;
+  Worker* worker_ = nullptr;
+  CommandLife life_;  // --persistent only
+  std::string line_;
 };
 
 constexpr char kUsage[] =
@@ -384,16 +733,81 @@ For each shard, CMD runs through `sh -c` with the shard's records on stdin
 (one per line) and SHARD_ID, SHARD_ATTEMPT, SHARD_SOURCE, SHARD_BEGIN,
 SHARD_END, SHARD_UNIT, SHARD_OUTPUT_NAME in its environment; its stdout is
 committed exactly once as the shard's output. A non-zero exit fails the shard
-with the tail of its stderr. With --persistent one CMD serves all shards (one
-line in, one line out, in order; flush each line, and read stdin line by
-line: e.g. `python -u`, `mawk -W interactive`, `grep --line-buffered`).
+with the tail of its stderr.
+
+With --persistent one CMD serves all shards. It starts at once (its load
+counts as start-up time for the master's slow-start backups) and must:
+  * answer every input line with exactly one output line, in order, flushed
+    (read stdin line by line: `python -u`, `mawk -W interactive`,
+    `grep --line-buffered`);
+  * write nothing else on stdout: logs go to stderr. A start-up banner on
+    stdout needs --ready-line TEXT (print TEXT when loaded: we register with
+    the master only then, and copy the lines before it to stderr).
+A stdout line while no record is outstanding fails the shard and names the
+line; any error mid-shard fails the shard and restarts CMD. A stray line while
+records are outstanding is taken for an answer, and caught only when the
+surplus answer arrives while none is owed, which can be after the shard was
+committed (the next shard then fails and names it). If anything besides the
+answers can reach CMD's stdout (a library printing a warning), use
+--framing=index, which no shift can pass: record n is sent as "<n>\t<record>"
+(n counts from 0 over CMD's life) and its answer must come back as
+"<n>\t<answer>", in order; the prefix is stripped, any mismatch fails the
+shard.
+
+CMD runs as our child in a process group of its own, with a guard process:
+its whole group is stopped (SIGTERM, SIGKILL after --stop-grace) when we stop
+it and when we die, even by SIGKILL.
 
 Reads ELASTICBATCH_CONFIG, AIMASTER_ADDR and PAI_INPUT_*/PAI_OUTPUT_* like any
-worker. Exit codes: 0 when the job is over, 1 when the master was lost, 2 for a
-configuration error.
+worker. Exit codes: 0 when the job is over, 1 when the master was lost or CMD
+never got ready, 2 for a configuration error, 128+N after signal N.
 
 Flags:
 )";
+
+absl::StatusOr<Config> ReadConfig(const cli::ParsedCommandLine& parsed) {
+  Config c;
+  if (parsed.after_dashes.empty() || !parsed.positional.empty()) {
+    return absl::InvalidArgumentError("usage: ebatch-worker [flags] -- CMD");
+  }
+  c.command = absl::StrJoin(parsed.after_dashes, " ");
+  c.persistent = absl::GetFlag(FLAGS_persistent);
+  c.ready_line = absl::GetFlag(FLAGS_ready_line);
+  c.ready_timeout = absl::GetFlag(FLAGS_ready_timeout);
+  c.stall_timeout = absl::GetFlag(FLAGS_stall_timeout);
+  const std::string framing = absl::GetFlag(FLAGS_framing);
+  if (framing == "index") {
+    c.framing = Framing::kIndex;
+  } else if (framing != "none") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--framing must be 'none' or 'index', not '", framing, "'"));
+  }
+  if (!c.persistent && (!c.ready_line.empty() || c.framing != Framing::kNone)) {
+    return absl::InvalidArgumentError("--ready-line and --framing need --persistent");
+  }
+  if (c.ready_line.find('\n') != std::string::npos) {
+    return absl::InvalidArgumentError("--ready-line must be a single line");
+  }
+  if (c.ready_timeout <= absl::ZeroDuration() ||
+      c.stall_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--ready-timeout and --stall-timeout must be positive");
+  }
+  std::string grace = absl::GetFlag(FLAGS_stop_grace);
+  std::string source = "--stop-grace";
+  if (grace.empty()) {
+    const char* env = std::getenv("ELASTICBATCH_STOP_GRACE");
+    grace = env != nullptr ? env : "";
+    source = "ELASTICBATCH_STOP_GRACE";
+  }
+  c.stop_grace = kDefaultStopGrace;
+  if (!grace.empty() && (!absl::ParseDuration(grace, &c.stop_grace) ||
+                         c.stop_grace < absl::ZeroDuration())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": '", grace, "' is not a duration like 5s or 500ms"));
+  }
+  return c;
+}
 
 int Main(int argc, char** argv) {
   cli::BlockTerminationSignals();
@@ -411,20 +825,55 @@ int Main(int argc, char** argv) {
   if (absl::Status s = cli::InitLogging("ebatch-worker"); !s.ok()) {
     return cli::ReportUsageError("ebatch-worker", s);
   }
-  if (parsed->after_dashes.empty() || !parsed->positional.empty()) {
-    return cli::ReportUsageError(
-        "ebatch-worker",
-        absl::InvalidArgumentError("usage: ebatch-worker [flags] -- CMD"));
+  absl::StatusOr<Config> config = ReadConfig(*parsed);
+  if (!config.ok()) return cli::ReportUsageError("ebatch-worker", config.status());
+
+  Wakeup wake;  // outlives the watcher, which notifies it
+  cli::SignalWatcher signals([&wake](int sig) {
+    spdlog::warn("signal {}: stopping", sig);
+    g_stopping = true;
+    wake.Notify();
+  });
+  ShardRunner runner(*config);
+  // Waits for a background call while keeping the command serviced; on a
+  // stop request, stops the command and ends the process at once.
+  auto await = [&](auto& future) {
+    while (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      if (g_stopping) {
+        runner.StopCommand();
+        ExitNow(128 + signals.last_signal());
+      }
+      runner.Idle(wake);
+    }
+    wake.Clear();
+    return future.get();
+  };
+
+  if (config->persistent) {
+    if (absl::Status s = runner.StartCommand(); !s.ok()) {
+      spdlog::error("cannot start the command: {}", s.ToString());
+      return cli::kExitFailure;
+    }
+    if (absl::Status s = runner.AwaitReady(); !s.ok()) {
+      runner.StopCommand();
+      if (g_stopping) return 128 + signals.last_signal();
+      spdlog::error("{}", std::string(s.message()));
+      return cli::kExitFailure;
+    }
   }
-  const std::string command = absl::StrJoin(parsed->after_dashes, " ");
   WorkerOptions options;
   options.master_address = absl::GetFlag(FLAGS_master);
   options.prefetch = absl::GetFlag(FLAGS_prefetch);
   options.output_dir = absl::GetFlag(FLAGS_output_dir);
   options.input_root = absl::GetFlag(FLAGS_input_root);
   options.master_lost_timeout = absl::GetFlag(FLAGS_master_lost_timeout);
-  absl::StatusOr<std::unique_ptr<Worker>> worker = Worker::FromEnvironment(options);
+  // Registration runs while the command loads (it may take long: the master
+  // may not be up yet).
+  auto registration = InBackground<absl::StatusOr<std::unique_ptr<Worker>>>(
+      [options] { return Worker::FromEnvironment(options); }, &wake);
+  absl::StatusOr<std::unique_ptr<Worker>> worker = await(registration);
   if (!worker.ok()) {
+    runner.StopCommand();
     const absl::Status& s = worker.status();
     if (absl::IsFailedPrecondition(s)) {
       spdlog::info("not needed: {}", std::string(s.message()));
@@ -436,27 +885,34 @@ int Main(int argc, char** argv) {
     spdlog::error("{}", s.ToString());
     return cli::kExitFailure;
   }
-  cli::SignalWatcher signals([](int sig) {
-    spdlog::warn("signal {}: stopping", sig);
-    g_stopping = true;
-  });
-  ShardRunner runner(worker->get(), command, absl::GetFlag(FLAGS_persistent));
+  runner.set_worker(worker->get());
   uint64_t committed = 0;
   while (!g_stopping) {
-    absl::StatusOr<std::optional<Shard>> shard = (*worker)->NextShard();
+    Worker* w = worker->get();
+    auto next = InBackground<absl::StatusOr<std::optional<Shard>>>(
+        [w] { return w->NextShard(); }, &wake);
+    absl::StatusOr<std::optional<Shard>> shard = await(next);
     if (!shard.ok()) {
+      runner.StopCommand();
       spdlog::error("{}", shard.status().ToString());
       return absl::IsFailedPrecondition(shard.status()) ? cli::kExitOk
                                                         : cli::kExitFailure;
     }
     if (!shard->has_value()) {
+      runner.StopCommand();
       spdlog::info("job over ({}): {}; {} shard(s) committed here",
                    (*worker)->job_succeeded() ? "succeeded" : "failed",
                    (*worker)->end_reason(), committed);
       return cli::kExitOk;
     }
-    if (runner.Run(**shard) == Outcome::kCommitted) ++committed;
+    const Outcome outcome = runner.Run(**shard);
+    if (outcome == Outcome::kCommitted) ++committed;
+    if (outcome == Outcome::kFatal) {
+      runner.StopCommand();
+      return cli::kExitFailure;
+    }
   }
+  runner.StopCommand();
   const int sig = signals.last_signal();
   return sig != 0 ? 128 + sig : cli::kExitFailure;
 }
