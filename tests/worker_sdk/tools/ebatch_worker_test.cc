@@ -155,6 +155,54 @@ TEST(EbatchWorkerTest, PersistentCommandLoadsOnceAndAnswersLineByLine) {
             }));
 }
 
+// The Python example, both ways: a process per shard, and one numbered-lines
+// process per worker (it reads EBATCH_FRAMING).
+TEST(EbatchWorkerTest, ThePythonExampleScoresEveryRecordOnceEitherWay) {
+  MasterFixture::Files files;
+  for (int f = 0; f < 3; ++f) {
+    std::string content;
+    for (int i = 0; i < 100; ++i) {
+      absl::StrAppend(&content, "{\"id\":", f * 1000 + i, ",\"text\":\"",
+                      i % 2 ? "great value" : "slow and broken", "\"}\n");
+    }
+    files.push_back({absl::StrCat("r", f, ".jsonl"), content});
+  }
+  const std::string script = std::string(EB_SOURCE_DIR) + "/examples/python/score.py";
+  for (const bool persistent : {false, true}) {
+    SCOPED_TRACE(persistent ? "persistent" : "per shard");
+    MasterFixture master(files, 2000, Options());
+    std::vector<std::string> args = {"--", "python3", "-u", script};
+    if (persistent) args.insert(args.begin(), "--persistent");
+    for (const auto& r : RunWorkers(master, 2, args)) EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> ids;
+    for (const std::string& line : OutputLines(master.output_dir())) {
+      EXPECT_THAT(line, ::testing::AnyOf(HasSubstr("\"label\": \"positive\""),
+                                         HasSubstr("\"label\": \"negative\"")));
+      ids.push_back(line.substr(0, line.find(',')));
+    }
+    std::sort(ids.begin(), ids.end());
+    EXPECT_EQ(ids.size(), 300u);
+    EXPECT_EQ(std::unique(ids.begin(), ids.end()), ids.end());
+  }
+}
+
+// Issue 10: the words after `--` were joined with spaces; $PAI_USER_ARGS now
+// gives each hyperparameter value as one argument.
+TEST(EbatchWorkerTest, CommandWordsAndUserArgsArriveWhole) {
+  const MasterFixture::Files files = NumberFiles();
+  MasterFixture master(files, 100000, Options());
+  testing::SubprocessOptions env = WorkerEnv(master, 0);
+  env.env.push_back("PAI_USER_ARGS=--prompt 'a b*'");
+  auto r = testing::RunProcess(
+      {kWorker, "--", "sh", "-c", "cat >/dev/null; printf '[%s]\\n' \"$@\"", "sh",
+       "$PAI_USER_ARGS", "c d*"},
+      absl::Seconds(120), env);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(
+      testing::ReadFileOrEmpty(master.output_dir() + "/" + master.shards().OutputName(0)),
+      "[--prompt]\n[a b*]\n[c d*]\n");
+}
+
 TEST(EbatchWorkerTest, PersistentCommandThatDiesOnAPoisonRecordIsRestarted) {
   const MasterFixture::Files files = NumberFiles();
   CoordinatorOptions options = Options();
@@ -170,7 +218,8 @@ TEST(EbatchWorkerTest, PersistentCommandThatDiesOnAPoisonRecordIsRestarted) {
       "    print(line.strip())\n";
   const std::string path = master.output_dir() + "_model.py";
   testing::WriteFileOrDie(path, script);
-  const auto results = RunWorkers(master, 2, {"--persistent", "--", "python3", path});
+  const auto results =
+      RunWorkers(master, 2, {"--persistent", "--framing=lines", "--", "python3", path});
   for (const auto& r : results) EXPECT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(master.Finish().ok());
   const std::string dead =
@@ -235,9 +284,10 @@ TEST(EbatchWorkerTest, BadProtocolAndGraceFlagsExitWithCode2) {
     std::string error;
   };
   for (const Case& c :
-       std::vector<Case>{{{"--persistent", "--framing=lines"}, "--framing must be"},
+       std::vector<Case>{{{"--persistent", "--framing=none"}, "--framing must be"},
                          {{"--ready-line=READY"}, "need --persistent"},
                          {{"--framing=index"}, "need --persistent"},
+                         {{"--framing=lines"}, "need --persistent"},
                          {{"--stop-grace=soon"}, "--stop-grace: 'soon'"},
                          {{"--persistent", "--ready-timeout=0s"}, "must be positive"}}) {
     std::vector<std::string> argv = {kWorker};
@@ -340,16 +390,21 @@ TEST(EbatchWorkerTest, PersistentBannerWithoutReadyLineFailsLoudlyAndShiftsNothi
   CoordinatorOptions options = Options();
   options.max_attempts = 1;
   options.max_failed_shards = 2;
-  MasterFixture master(files, 1 << 20, options);
-  const auto results = RunWorkers(
-      master, 1, {"--persistent", "--", "sleep 1; echo model loaded; exec cat"});
-  EXPECT_EQ(results[0].exit_code, 0) << results[0].err;
-  ASSERT_TRUE(master.Finish().ok());
-  ExpectEveryPartHoldsItsOwnShard(master, Identity);
-  const std::string dead =
-      testing::ReadFileOrEmpty(master.output_dir() + "/_quarantine.jsonl");
-  EXPECT_THAT(dead, HasSubstr("model loaded"));
-  EXPECT_THAT(dead, HasSubstr("--ready-line"));
+  // Numbered lines (the default) and plain lines: loud either way.
+  for (const char* framing : {"--framing=index", "--framing=lines"}) {
+    SCOPED_TRACE(framing);
+    MasterFixture master(files, 1 << 20, options);
+    const auto results = RunWorkers(
+        master, 1,
+        {"--persistent", framing, "--", "sleep 1; echo model loaded; exec cat"});
+    EXPECT_EQ(results[0].exit_code, 0) << results[0].err;
+    ASSERT_TRUE(master.Finish().ok());
+    ExpectEveryPartHoldsItsOwnShard(master, Identity);
+    const std::string dead =
+        testing::ReadFileOrEmpty(master.output_dir() + "/_quarantine.jsonl");
+    EXPECT_THAT(dead, HasSubstr("model loaded"));
+    EXPECT_THAT(dead, HasSubstr("--ready-line"));
+  }
 }
 
 TEST(EbatchWorkerTest, PersistentBannerIsHarmlessWithReadyLine) {
@@ -390,7 +445,8 @@ TEST(EbatchWorkerTest, PersistentExtraLineMidShardIsCaught) {
                   "        if line == 'rec 1100':\n"
                   "            out.append('debug: odd record')\n"
                   "    os.write(1, ('\\n'.join(out) + '\\n').encode())\n");
-  const auto results = RunWorkers(master, 1, {"--persistent", "--", "python3", script});
+  const auto results =
+      RunWorkers(master, 1, {"--persistent", "--framing=lines", "--", "python3", script});
   EXPECT_EQ(results[0].exit_code, 0) << results[0].err;
   ASSERT_TRUE(master.Finish().ok());
   EXPECT_EQ(ExpectEveryPartHoldsItsOwnShard(master, Identity),

@@ -21,13 +21,16 @@
 //    record, after its last answer, between shards) fails the shard, naming
 //    the line. Any error mid-shard (that one, a failed write, a stall, CMD
 //    exiting) fails the shard and restarts CMD with fresh state.
-//  * A stray line while records are outstanding is taken for an answer, and
+//  * --framing=index (the default): record n goes out as "<n>\t<record>", its
+//    answer must come back as "<n>\t<answer>" (n counts from 0 over CMD's
+//    life), the prefix is stripped, and any mismatch fails the shard: no
+//    shift can pass, whatever else reaches CMD's stdout.
+//  * --framing=lines (plain lines, for commands that cannot echo a number): a
+//    stray line while records are outstanding is taken for an answer, and
 //    caught only once the surplus answer arrives while none is owed: usually
 //    before the shard commits, but a late last answer can miss that check
-//    (the next shard then fails, naming this one as possibly shifted). With
-//    --framing=index no shift can pass: record n goes out as "<n>\t<record>",
-//    its answer must come back as "<n>\t<answer>" (n counts from 0 over CMD's
-//    life), the prefix is stripped, and any mismatch fails the shard.
+//    (the next shard then fails, naming this one as possibly shifted).
+//  CMD sees the choice in EBATCH_FRAMING ("index" or "lines").
 // Each CMD runs as our child in a process group of its own, guarded
 // (process::GuardedCommand): its whole group is stopped (SIGTERM, SIGKILL
 // after --stop-grace) when we stop it and when we die, even by SIGKILL.
@@ -58,6 +61,7 @@
 #include "absl/synchronization/mutex.h"
 #include "child_process.h"
 #include "command_line.h"
+#include "elasticbatch/environment_contract.h"
 #include "elasticbatch/line_range_reader.h"
 #include "elasticbatch/shard.h"
 #include "elasticbatch/shard_output.h"
@@ -77,10 +81,11 @@ ABSL_FLAG(std::string, ready_line, "",
 ABSL_FLAG(absl::Duration, ready_timeout, absl::Minutes(10),
           "--ready-line: give up (exit 1) when CMD has not printed the ready line "
           "after this long");
-ABSL_FLAG(std::string, framing, "none",
-          "--persistent: 'none' (a line in, a line out) or 'index' (record n is sent "
-          "as '<n>\\t<record>', its answer must come back as '<n>\\t<answer>'; a shift "
-          "is impossible)");
+ABSL_FLAG(std::string, framing, "",
+          "--persistent: 'index' (record n is sent as '<n>\\t<record>', its answer must "
+          "come back as '<n>\\t<answer>': no shift can pass) or 'lines' (plain lines; a "
+          "stray stdout line is caught only if it arrives while no answer is owed). "
+          "CMD sees it in EBATCH_FRAMING. Default: index");
 ABSL_FLAG(std::string, stop_grace, "",
           "SIGTERM to SIGKILL when CMD is stopped (or we die). Default: "
           "$ELASTICBATCH_STOP_GRACE (aimaster run sets half its own), else 5s");
@@ -109,14 +114,14 @@ constexpr int kPollMs = 200;
 
 std::atomic<bool> g_stopping{false};
 
-enum class Framing { kNone, kIndex };
+enum class Framing { kLines, kIndex };
 
 struct Config {
   std::string command;
   bool persistent = false;
   std::string ready_line;  // empty: none
   absl::Duration ready_timeout;
-  Framing framing = Framing::kNone;
+  Framing framing = Framing::kLines;
   absl::Duration stop_grace;
   absl::Duration stall_timeout;
 };
@@ -314,8 +319,12 @@ class ShardRunner {
   // --persistent: starts the command (at once, while we register).
   absl::Status StartCommand() {
     life_ = CommandLife();
-    auto child =
-        ChildProcess::Start(config_.command, {"PYTHONUNBUFFERED=1"}, config_.stop_grace);
+    auto child = ChildProcess::Start(
+        config_.command,
+        {"PYTHONUNBUFFERED=1",
+         absl::StrCat("EBATCH_FRAMING=",
+                      config_.framing == Framing::kIndex ? "index" : "lines")},
+        config_.stop_grace);
     if (!child.ok()) return child.status();
     life_.child = std::move(*child);
     life_.ready = config_.ready_line.empty();
@@ -606,13 +615,15 @@ class ShardRunner {
     if (life_.answered == life_.sent) {
       return Stray(line, "while no record was outstanding");
     }
-    if (config_.framing == Framing::kNone) return line;
+    if (config_.framing == Framing::kLines) return line;
     const std::string prefix = absl::StrCat(life_.answered, "\t");
     if (!absl::ConsumePrefix(&line, prefix)) {
       return absl::InternalError(absl::StrCat(
           "answer ", life_.answered, " does not start with \"", life_.answered,
           "\\t\": ", Shown(line),
-          " (--framing=index: every answer echoes its record's number, in order)"));
+          " (--framing=index: every answer echoes its record's number, in order",
+          life_.answered == 0 ? "; a start-up banner needs --ready-line" : "",
+          "; a command that cannot echo numbers needs --framing=lines)"));
     }
     return line;
   }
@@ -740,19 +751,23 @@ counts as start-up time for the master's slow-start backups) and must:
   * answer every input line with exactly one output line, in order, flushed
     (read stdin line by line: `python -u`, `mawk -W interactive`,
     `grep --line-buffered`);
-  * write nothing else on stdout: logs go to stderr. A start-up banner on
-    stdout needs --ready-line TEXT (print TEXT when loaded: we register with
-    the master only then, and copy the lines before it to stderr).
-A stdout line while no record is outstanding fails the shard and names the
-line; any error mid-shard fails the shard and restarts CMD. A stray line while
-records are outstanding is taken for an answer, and caught only when the
-surplus answer arrives while none is owed, which can be after the shard was
-committed (the next shard then fails and names it). If anything besides the
-answers can reach CMD's stdout (a library printing a warning), use
---framing=index, which no shift can pass: record n is sent as "<n>\t<record>"
-(n counts from 0 over CMD's life) and its answer must come back as
-"<n>\t<answer>", in order; the prefix is stripped, any mismatch fails the
-shard.
+  * with --framing=index (the default), echo each record's number: record n
+    comes as "<n>\t<record>" (n counts from 0 over CMD's life) and its answer
+    must go back as "<n>\t<answer>"; the prefix is stripped. Whatever else
+    reaches stdout (a library printing a warning), no answer can land in
+    another record's place: any mismatch fails the shard. `cat` qualifies;
+    in Python: n, record = line.rstrip("\n").split("\t", 1);
+    print(n + "\t" + answer, flush=True);
+  * with --framing=lines (plain lines, for a CMD that cannot echo a number),
+    write nothing else on stdout. A stray line while records are outstanding
+    is taken for an answer and caught only when the surplus answer arrives
+    while none is owed, which can be after the shard was committed (the next
+    shard then fails and names it).
+CMD sees the framing in EBATCH_FRAMING. A stdout line while no record is
+outstanding fails the shard and names the line; any error mid-shard fails the
+shard and restarts CMD. A start-up banner on stdout needs --ready-line TEXT
+(print TEXT when loaded: we register with the master only then, and copy the
+lines before it to stderr).
 
 CMD runs as our child in a process group of its own, with a guard process:
 its whole group is stopped (SIGTERM, SIGKILL after --stop-grace) when we stop
@@ -770,20 +785,26 @@ absl::StatusOr<Config> ReadConfig(const cli::ParsedCommandLine& parsed) {
   if (parsed.after_dashes.empty() || !parsed.positional.empty()) {
     return absl::InvalidArgumentError("usage: ebatch-worker [flags] -- CMD");
   }
-  c.command = absl::StrJoin(parsed.after_dashes, " ");
+  // Each word after `--` arrives as given (one word is a shell command), and
+  // $PAI_USER_ARGS gives every hyperparameter value as one argument.
+  const char* user_args = std::getenv(kUserArgsVar);
+  c.command = ExpandUserArgs(ShellCommandFromWords(parsed.after_dashes),
+                             user_args != nullptr ? user_args : "");
   c.persistent = absl::GetFlag(FLAGS_persistent);
   c.ready_line = absl::GetFlag(FLAGS_ready_line);
   c.ready_timeout = absl::GetFlag(FLAGS_ready_timeout);
   c.stall_timeout = absl::GetFlag(FLAGS_stall_timeout);
   const std::string framing = absl::GetFlag(FLAGS_framing);
-  if (framing == "index") {
-    c.framing = Framing::kIndex;
-  } else if (framing != "none") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--framing must be 'none' or 'index', not '", framing, "'"));
-  }
-  if (!c.persistent && (!c.ready_line.empty() || c.framing != Framing::kNone)) {
+  if (!c.persistent && (!c.ready_line.empty() || !framing.empty())) {
     return absl::InvalidArgumentError("--ready-line and --framing need --persistent");
+  }
+  if (framing.empty() || framing == "index") {
+    c.framing = Framing::kIndex;
+  } else if (framing == "lines") {
+    c.framing = Framing::kLines;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--framing must be 'index' or 'lines', not '", framing, "'"));
   }
   if (c.ready_line.find('\n') != std::string::npos) {
     return absl::InvalidArgumentError("--ready-line must be a single line");
