@@ -1,4 +1,4 @@
-#include "bench_util.h"
+#include "bench/bench_util.h"
 
 #include <unistd.h>
 
@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "command_line.h"
+#include "common/cli/command_line.h"
 
 namespace elasticbatch::bench {
 namespace {

@@ -17,10 +17,10 @@
 #include <memory>
 #include <string>
 
-#include "clock.h"
-#include "job_coordinator.h"
-#include "journal.h"
-#include "shard_enumerator.h"
+#include "aimaster/core/clock.h"
+#include "aimaster/core/job_coordinator.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/shard_enumerator.h"
 
 namespace elasticbatch::aimaster {
 namespace {

@@ -27,10 +27,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "bench_util.h"
+#include "bench/bench_util.h"
 #include "echo.grpc.pb.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 ABSL_FLAG(std::string, bin, "", "directory holding aimaster (default: this program's)");
 ABSL_FLAG(double, seconds, 3, "measuring time of each configuration");

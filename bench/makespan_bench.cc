@@ -54,8 +54,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "bench_util.h"
-#include "subprocess.h"
+#include "bench/bench_util.h"
+#include "tests/testing/subprocess.h"
 
 ABSL_FLAG(std::string, bin, "",
           "directory holding aimaster and makespan-worker (default: this program's)");

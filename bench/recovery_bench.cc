@@ -27,9 +27,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "bench_util.h"
+#include "bench/bench_util.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 ABSL_FLAG(std::string, bin, "",
           "directory holding aimaster and ebatch-worker (default: this program's)");

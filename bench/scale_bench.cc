@@ -17,12 +17,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "bench_util.h"
-#include "clock.h"
-#include "job_coordinator.h"
-#include "journal.h"
-#include "shard_enumerator.h"
-#include "subprocess.h"
+#include "aimaster/core/clock.h"
+#include "aimaster/core/job_coordinator.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/shard_enumerator.h"
+#include "bench/bench_util.h"
+#include "tests/testing/subprocess.h"
 
 ABSL_FLAG(std::string, bin, "", "directory holding aimaster (default: this program's)");
 

@@ -37,8 +37,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "bench_util.h"
-#include "subprocess.h"
+#include "bench/bench_util.h"
+#include "tests/testing/subprocess.h"
 
 ABSL_FLAG(std::string, bin, "",
           "directory holding aimaster and ebatch-worker (default: this program's)");

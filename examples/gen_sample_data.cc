@@ -14,7 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "command_line.h"
+#include "common/cli/command_line.h"
 
 ABSL_FLAG(std::string, out, "", "Directory to write the files into (created)");
 ABSL_FLAG(int32_t, files, 8, "Number of files");

@@ -2,7 +2,7 @@
 #ifndef ELASTICBATCH_AIMASTER_CLI_COMMANDS_H_
 #define ELASTICBATCH_AIMASTER_CLI_COMMANDS_H_
 
-#include "command_line.h"
+#include "common/cli/command_line.h"
 
 namespace elasticbatch::aimaster {
 

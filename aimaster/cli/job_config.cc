@@ -1,4 +1,4 @@
-#include "job_config.h"
+#include "aimaster/cli/job_config.h"
 
 #include <sys/stat.h>
 
@@ -11,10 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "file_system.h"
-#include "flag_types.h"
-#include "input_scanner.h"
-#include "job_outputs.h"
+#include "aimaster/core/file_system.h"
+#include "aimaster/core/input_scanner.h"
+#include "aimaster/core/job_outputs.h"
+#include "common/cli/flag_types.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "job_coordinator.h"
-#include "journal.h"
-#include "shard_enumerator.h"
+#include "aimaster/core/job_coordinator.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/shard_enumerator.h"
 
 namespace elasticbatch::aimaster {
 

@@ -4,10 +4,10 @@
 
 #include "absl/flags/declare.h"
 #include "absl/synchronization/mutex.h"
-#include "command_line.h"
-#include "commands.h"
-#include "logging.h"
-#include "signal_watcher.h"
+#include "aimaster/cli/commands.h"
+#include "common/cli/command_line.h"
+#include "common/cli/logging.h"
+#include "common/cli/signal_watcher.h"
 
 ABSL_DECLARE_FLAG(std::vector<std::string>, input);
 ABSL_DECLARE_FLAG(std::vector<std::string>, output);
@@ -56,7 +56,7 @@ int Main(int argc, char** argv) {
   const std::string command = parsed->positional.empty() ? "help" : parsed->positional[0];
   if (parsed->help || command == "help") {
     std::cout << kUsage;
-    cli::PrintFlags(std::cout, {"aimaster/cli/", "tools/cli/"});
+    cli::PrintFlags(std::cout, {"aimaster/cli/", "common/cli/"});
     return cli::kExitOk;
   }
   if (absl::Status s = cli::InitLogging("aimaster"); !s.ok()) {

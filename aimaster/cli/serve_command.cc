@@ -5,10 +5,10 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "commands.h"
-#include "job_config.h"
-#include "master_server.h"
-#include "signal_watcher.h"
+#include "aimaster/cli/commands.h"
+#include "aimaster/cli/job_config.h"
+#include "aimaster/service/master_server.h"
+#include "common/cli/signal_watcher.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(int32_t, port, 23456, "Port to serve workers on; 0 picks a free one");

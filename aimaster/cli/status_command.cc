@@ -6,7 +6,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "commands.h"
+#include "aimaster/cli/commands.h"
 #include "elasticbatch/v1/admin.grpc.pb.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:23456", "HOST:PORT of a running aimaster");

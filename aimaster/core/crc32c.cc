@@ -1,4 +1,4 @@
-#include "crc32c.h"
+#include "aimaster/core/crc32c.h"
 
 #include <array>
 

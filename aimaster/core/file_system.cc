@@ -1,4 +1,4 @@
-#include "file_system.h"
+#include "aimaster/core/file_system.h"
 
 #include <fcntl.h>
 #include <sys/file.h>

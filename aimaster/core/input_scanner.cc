@@ -1,4 +1,4 @@
-#include "input_scanner.h"
+#include "aimaster/core/input_scanner.h"
 
 #include <dirent.h>
 #include <sys/stat.h>

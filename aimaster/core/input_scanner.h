@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "shard_enumerator.h"
+#include "aimaster/core/shard_enumerator.h"
 
 namespace elasticbatch::aimaster {
 

@@ -1,11 +1,11 @@
-#include "job_coordinator.h"
+#include "aimaster/core/job_coordinator.h"
 
 #include <algorithm>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "random_id.h"
+#include "aimaster/core/random_id.h"
 
 namespace elasticbatch::aimaster {
 namespace {

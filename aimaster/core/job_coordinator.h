@@ -29,11 +29,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "clock.h"
-#include "journal.h"
-#include "shard_enumerator.h"
-#include "shard_table.h"
-#include "worker_fleet.h"
+#include "aimaster/core/clock.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/shard_enumerator.h"
+#include "aimaster/core/shard_table.h"
+#include "aimaster/core/worker_fleet.h"
 
 namespace elasticbatch::aimaster {
 

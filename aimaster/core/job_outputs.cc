@@ -1,4 +1,4 @@
-#include "job_outputs.h"
+#include "aimaster/core/job_outputs.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,8 +13,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "journal.h"
-#include "random_id.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/random_id.h"
 
 namespace elasticbatch::aimaster {
 namespace {

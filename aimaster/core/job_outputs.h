@@ -15,7 +15,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "shard_enumerator.h"
+#include "aimaster/core/shard_enumerator.h"
 
 namespace elasticbatch::aimaster {
 

@@ -1,4 +1,4 @@
-#include "journal.h"
+#include "aimaster/core/journal.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -9,8 +9,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "crc32c.h"
-#include "random_id.h"
+#include "aimaster/core/crc32c.h"
+#include "aimaster/core/random_id.h"
 
 namespace elasticbatch::aimaster {
 namespace {

@@ -43,7 +43,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "file_system.h"
+#include "aimaster/core/file_system.h"
 
 namespace elasticbatch::aimaster {
 

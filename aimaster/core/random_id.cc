@@ -1,4 +1,4 @@
-#include "random_id.h"
+#include "aimaster/core/random_id.h"
 
 #include <fcntl.h>
 #include <sys/random.h>

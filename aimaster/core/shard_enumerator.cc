@@ -1,4 +1,4 @@
-#include "shard_enumerator.h"
+#include "aimaster/core/shard_enumerator.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "shard_table.h"
+#include "aimaster/core/shard_table.h"
 
 #include <algorithm>
 

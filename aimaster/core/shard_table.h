@@ -38,8 +38,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "journal.h"
-#include "shard_enumerator.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/shard_enumerator.h"
 
 namespace elasticbatch::aimaster {
 

@@ -1,4 +1,4 @@
-#include "worker_fleet.h"
+#include "aimaster/core/worker_fleet.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "job_directory.h"
+#include "aimaster/launch/job_directory.h"
 
 #include <filesystem>
 
@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "aimaster/core/job_outputs.h"
 #include "elasticbatch/environment_contract.h"
-#include "job_outputs.h"
 
 namespace elasticbatch::aimaster {
 namespace fs = std::filesystem;

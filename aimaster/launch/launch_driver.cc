@@ -1,4 +1,4 @@
-#include "launch_driver.h"
+#include "aimaster/launch/launch_driver.h"
 
 #include "spdlog/spdlog.h"
 

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "job_coordinator.h"
-#include "launcher.h"
+#include "aimaster/core/job_coordinator.h"
+#include "aimaster/launch/launcher.h"
 
 namespace elasticbatch::aimaster {
 

@@ -1,4 +1,4 @@
-#include "local_launcher.h"
+#include "aimaster/launch/local_launcher.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -12,8 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/process/supervisor.h"
 #include "spdlog/spdlog.h"
-#include "supervisor.h"
 
 namespace elasticbatch::aimaster {
 

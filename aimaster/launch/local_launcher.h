@@ -29,7 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "launcher.h"
+#include "aimaster/launch/launcher.h"
 
 namespace elasticbatch::aimaster {
 

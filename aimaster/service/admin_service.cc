@@ -1,8 +1,8 @@
-#include "admin_service.h"
+#include "aimaster/service/admin_service.h"
 
 #include <map>
 
-#include "proto_conversion.h"
+#include "aimaster/service/proto_conversion.h"
 
 namespace elasticbatch::aimaster {
 

@@ -5,8 +5,8 @@
 
 #include <functional>
 
+#include "aimaster/core/job_coordinator.h"
 #include "elasticbatch/v1/admin.grpc.pb.h"
-#include "job_coordinator.h"
 
 namespace elasticbatch::aimaster {
 

@@ -1,9 +1,9 @@
-#include "aimaster_service.h"
+#include "aimaster/service/aimaster_service.h"
 
 #include <algorithm>
 
-#include "proto_conversion.h"
-#include "status_conversion.h"
+#include "aimaster/service/proto_conversion.h"
+#include "aimaster/service/status_conversion.h"
 
 namespace elasticbatch::aimaster {
 namespace {

@@ -13,9 +13,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "durability_queue.h"
+#include "aimaster/core/job_coordinator.h"
+#include "aimaster/service/durability_queue.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
-#include "job_coordinator.h"
 
 namespace elasticbatch::aimaster {
 

@@ -1,4 +1,4 @@
-#include "durability_queue.h"
+#include "aimaster/service/durability_queue.h"
 
 #include <algorithm>
 

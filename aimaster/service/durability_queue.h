@@ -18,7 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "journal.h"
+#include "aimaster/core/journal.h"
 
 namespace elasticbatch::aimaster {
 

@@ -1,11 +1,11 @@
-#include "master_server.h"
+#include "aimaster/service/master_server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
-#include "metrics_exporter.h"
+#include "aimaster/service/metrics_exporter.h"
 #include "spdlog/spdlog.h"
 
 namespace elasticbatch::aimaster {

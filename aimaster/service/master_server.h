@@ -21,11 +21,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "admin_service.h"
-#include "aimaster_service.h"
-#include "durability_queue.h"
-#include "job_coordinator.h"
-#include "journal.h"
+#include "aimaster/core/job_coordinator.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/service/admin_service.h"
+#include "aimaster/service/aimaster_service.h"
+#include "aimaster/service/durability_queue.h"
 
 namespace elasticbatch::aimaster {
 

@@ -1,4 +1,4 @@
-#include "metrics_exporter.h"
+#include "aimaster/service/metrics_exporter.h"
 
 #include <exception>
 

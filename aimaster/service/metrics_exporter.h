@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "job_coordinator.h"
+#include "aimaster/core/job_coordinator.h"
 
 namespace prometheus {
 class Exposer;

@@ -5,11 +5,11 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "aimaster/core/job_coordinator.h"
 #include "elasticbatch/v1/admin.pb.h"
 #include "elasticbatch/v1/elasticbatch.pb.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/repeated_field.h"
-#include "job_coordinator.h"
 
 namespace elasticbatch::aimaster {
 

@@ -1,4 +1,4 @@
-#include "child_setup.h"
+#include "common/process/child_setup.h"
 
 #include <fcntl.h>
 #include <poll.h>

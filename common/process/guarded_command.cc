@@ -1,4 +1,4 @@
-#include "guarded_command.h"
+#include "common/process/guarded_command.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -14,8 +14,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "child_setup.h"
-#include "supervisor.h"  // ExitCodeOf
+#include "common/process/child_setup.h"
+#include "common/process/supervisor.h"  // ExitCodeOf
 
 namespace elasticbatch::process {
 namespace {

@@ -1,4 +1,4 @@
-#include "supervisor.h"
+#include "common/process/supervisor.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "child_setup.h"
+#include "common/process/child_setup.h"
 
 namespace elasticbatch::process {
 namespace {

@@ -1,4 +1,4 @@
-#include "chaos_worker.h"
+#include "tests/testing/chaos_worker.h"
 
 #include <grpcpp/client_context.h>
 #include <unistd.h>

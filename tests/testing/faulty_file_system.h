@@ -22,7 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "file_system.h"
+#include "aimaster/core/file_system.h"
 
 namespace elasticbatch::aimaster {
 

@@ -7,14 +7,14 @@
 #include <string>
 #include <vector>
 
-#include "clock.h"
-#include "input_scanner.h"
-#include "job_coordinator.h"
-#include "job_outputs.h"
-#include "journal.h"
-#include "master_server.h"
-#include "shard_enumerator.h"
-#include "subprocess.h"
+#include "aimaster/core/clock.h"
+#include "aimaster/core/input_scanner.h"
+#include "aimaster/core/job_coordinator.h"
+#include "aimaster/core/job_outputs.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/shard_enumerator.h"
+#include "aimaster/service/master_server.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::aimaster {
 

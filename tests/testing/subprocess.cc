@@ -1,4 +1,4 @@
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -16,7 +16,7 @@
 #include "elasticbatch/record_range.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch {
 namespace {

@@ -22,8 +22,8 @@
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "master_fixture.h"
-#include "subprocess.h"
+#include "tests/testing/master_fixture.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch {
 namespace {

@@ -1,4 +1,4 @@
-#include "json_value.h"
+#include "worker_sdk/src/json_value.h"
 
 #include <algorithm>
 #include <cmath>

@@ -13,7 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "elasticbatch/environment_contract.h"
-#include "json_value.h"
+#include "worker_sdk/src/json_value.h"
 
 extern char** environ;
 

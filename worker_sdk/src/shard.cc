@@ -1,6 +1,6 @@
 #include "elasticbatch/shard.h"
 
-#include "worker_core.h"
+#include "worker_sdk/src/worker_core.h"
 
 namespace elasticbatch {
 

@@ -7,7 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "elasticbatch/environment_contract.h"
-#include "json_value.h"
+#include "worker_sdk/src/json_value.h"
 
 namespace elasticbatch {
 

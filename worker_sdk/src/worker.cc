@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "elasticbatch/environment_contract.h"
 #include "elasticbatch/task_info.h"
-#include "worker_core.h"
+#include "worker_sdk/src/worker_core.h"
 
 namespace elasticbatch {
 

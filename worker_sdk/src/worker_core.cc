@@ -1,4 +1,4 @@
-#include "worker_core.h"
+#include "worker_sdk/src/worker_core.h"
 
 #include <fcntl.h>
 #include <grpcpp/create_channel.h>
@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "elasticbatch/pai_environment.h"
-#include "json_value.h"
+#include "worker_sdk/src/json_value.h"
 
 namespace elasticbatch::internal {
 namespace {

@@ -22,7 +22,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch {
 namespace {

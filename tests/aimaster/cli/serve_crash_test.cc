@@ -12,11 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "chaos_worker.h"
+#include "aimaster/core/journal.h"
 #include "elasticbatch/v1/admin.grpc.pb.h"
 #include "gtest/gtest.h"
-#include "journal.h"
-#include "subprocess.h"
+#include "tests/testing/chaos_worker.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch {
 namespace {

@@ -1,6 +1,6 @@
 // The POSIX file system under the journal: what it refuses, and that errors
 // are errors.
-#include "file_system.h"
+#include "aimaster/core/file_system.h"
 
 #include <sys/stat.h>
 
@@ -10,7 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::aimaster {
 namespace {

@@ -1,5 +1,5 @@
 // ListSourceFiles: what an input channel holds, in a deterministic order.
-#include "input_scanner.h"
+#include "aimaster/core/input_scanner.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::aimaster {
 namespace {

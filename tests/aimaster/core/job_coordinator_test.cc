@@ -1,5 +1,5 @@
 // JobCoordinator: sessions, leases, commits, failures, speculation, restarts.
-#include "job_coordinator.h"
+#include "aimaster/core/job_coordinator.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -13,12 +13,12 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "clock.h"
+#include "aimaster/core/clock.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/shard_enumerator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "journal.h"
-#include "shard_enumerator.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::aimaster {
 namespace {

@@ -1,5 +1,5 @@
 // WriteJobOutputs: the manifest, the dead-letter list and the job's end marker.
-#include "job_outputs.h"
+#include "aimaster/core/job_outputs.h"
 
 #include <filesystem>
 #include <memory>
@@ -9,11 +9,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_split.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/shard_enumerator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "journal.h"
-#include "shard_enumerator.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::aimaster {
 namespace {

@@ -1,5 +1,5 @@
 // Journal: durable, checksummed, group-committed log of commits and quarantines.
-#include "journal.h"
+#include "aimaster/core/journal.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,11 +15,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "crc32c.h"
-#include "faulty_file_system.h"
+#include "aimaster/core/crc32c.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "subprocess.h"
+#include "tests/testing/faulty_file_system.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::aimaster {
 namespace {

@@ -1,5 +1,5 @@
 // ShardEnumerator: lazy shard layout over files or a record count.
-#include "shard_enumerator.h"
+#include "aimaster/core/shard_enumerator.h"
 
 #include <algorithm>
 #include <cstdint>

@@ -1,5 +1,5 @@
 // ShardTable: leases, fencing, the commit protocol, failures and speculation.
-#include "shard_table.h"
+#include "aimaster/core/shard_table.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -14,10 +14,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "clock.h"
+#include "aimaster/core/clock.h"
+#include "aimaster/core/shard_enumerator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "shard_enumerator.h"
 
 namespace elasticbatch::aimaster {
 namespace {

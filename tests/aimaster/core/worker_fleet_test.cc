@@ -1,7 +1,7 @@
 // WorkerFleet: attempts, backups for slow starters, restarts with backoff and
 // policies, heartbeat timeouts, early stop, exhaustion; and the fleet as the
 // JobCoordinator drives it. Time is explicit: no sleeps anywhere.
-#include "worker_fleet.h"
+#include "aimaster/core/worker_fleet.h"
 
 #include <cstdint>
 #include <map>
@@ -16,12 +16,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "clock.h"
+#include "aimaster/core/clock.h"
+#include "aimaster/core/job_coordinator.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/shard_enumerator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "job_coordinator.h"
-#include "journal.h"
-#include "shard_enumerator.h"
 
 namespace elasticbatch::aimaster {
 namespace {

@@ -1,7 +1,7 @@
 // LocalLauncher with real processes: start and exit events, stops through the
 // supervisor, the stop grace handed down to the attempt, and stops of attempts
 // that are gone.
-#include "local_launcher.h"
+#include "aimaster/launch/local_launcher.h"
 
 #include <signal.h>
 
@@ -11,7 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::aimaster {
 namespace {

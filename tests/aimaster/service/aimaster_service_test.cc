@@ -12,7 +12,7 @@
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "master_fixture.h"
+#include "tests/testing/master_fixture.h"
 
 namespace elasticbatch::aimaster {
 namespace {

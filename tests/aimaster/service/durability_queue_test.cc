@@ -1,6 +1,6 @@
 // DurabilityQueue over a journal on a file system that fails on request: calls
 // are answered only once durable, and a failed fsync fails every call for good.
-#include "durability_queue.h"
+#include "aimaster/service/durability_queue.h"
 
 #include <cerrno>
 #include <memory>
@@ -9,11 +9,11 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "faulty_file_system.h"
+#include "aimaster/core/journal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "journal.h"
-#include "subprocess.h"
+#include "tests/testing/faulty_file_system.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::aimaster {
 namespace {

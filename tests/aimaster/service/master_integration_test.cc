@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <thread>
 
-#include "chaos_worker.h"
 #include "gtest/gtest.h"
-#include "master_fixture.h"
+#include "tests/testing/chaos_worker.h"
+#include "tests/testing/master_fixture.h"
 
 namespace elasticbatch::aimaster {
 namespace {

@@ -1,6 +1,6 @@
 // MasterServer when its journal fails: the master stops, it never retries and
 // carries on, and nothing that was not durable is acknowledged.
-#include "master_server.h"
+#include "aimaster/service/master_server.h"
 
 #include <grpcpp/client_context.h>
 
@@ -8,15 +8,15 @@
 #include <memory>
 #include <string>
 
-#include "clock.h"
+#include "aimaster/core/clock.h"
+#include "aimaster/core/job_coordinator.h"
+#include "aimaster/core/journal.h"
+#include "aimaster/core/shard_enumerator.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
-#include "faulty_file_system.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "job_coordinator.h"
-#include "journal.h"
-#include "shard_enumerator.h"
-#include "subprocess.h"
+#include "tests/testing/faulty_file_system.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::aimaster {
 namespace {

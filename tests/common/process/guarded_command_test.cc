@@ -1,6 +1,6 @@
 // Guarded commands with real processes: the caller is the parent, exit codes,
 // leftovers, stops, and the caller dying by SIGKILL.
-#include "guarded_command.h"
+#include "common/process/guarded_command.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::process {
 namespace {

@@ -1,6 +1,6 @@
 // Commands under a real supervisor process: exit codes, stops with and
 // without a grace period, the owner going away, and nothing left behind.
-#include "supervisor.h"
+#include "common/process/supervisor.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -15,7 +15,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch::process {
 namespace {

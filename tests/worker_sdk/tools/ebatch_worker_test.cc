@@ -14,8 +14,8 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "master_fixture.h"
-#include "subprocess.h"
+#include "tests/testing/master_fixture.h"
+#include "tests/testing/subprocess.h"
 
 namespace elasticbatch {
 namespace {

@@ -1,4 +1,4 @@
-#include "child_process.h"
+#include "worker_sdk/tools/ebatch_worker/child_process.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -18,7 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "guarded_command.h"
+#include "common/process/guarded_command.h"
 
 namespace elasticbatch::tools {
 

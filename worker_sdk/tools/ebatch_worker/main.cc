@@ -59,16 +59,16 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
-#include "child_process.h"
-#include "command_line.h"
+#include "common/cli/command_line.h"
+#include "common/cli/logging.h"
+#include "common/cli/signal_watcher.h"
 #include "elasticbatch/environment_contract.h"
 #include "elasticbatch/line_range_reader.h"
 #include "elasticbatch/shard.h"
 #include "elasticbatch/shard_output.h"
 #include "elasticbatch/worker.h"
-#include "logging.h"
-#include "signal_watcher.h"
 #include "spdlog/spdlog.h"
+#include "worker_sdk/tools/ebatch_worker/child_process.h"
 
 ABSL_FLAG(bool, persistent, false,
           "Keep one CMD running across shards, started at once: one record per line "
@@ -840,7 +840,7 @@ int Main(int argc, char** argv) {
   if (!parsed.ok()) return cli::ReportUsageError("ebatch-worker", parsed.status());
   if (parsed->help) {
     std::cout << kUsage;
-    cli::PrintFlags(std::cout, {"ebatch_worker/", "tools/cli/"});
+    cli::PrintFlags(std::cout, {"ebatch_worker/", "common/cli/"});
     return cli::kExitOk;
   }
   if (absl::Status s = cli::InitLogging("ebatch-worker"); !s.ok()) {

@@ -1,4 +1,4 @@
-#include "signal_watcher.h"
+#include "common/cli/signal_watcher.h"
 
 #include <pthread.h>
 #include <signal.h>

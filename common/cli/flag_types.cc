@@ -1,4 +1,4 @@
-#include "flag_types.h"
+#include "common/cli/flag_types.h"
 
 #include <limits>
 

@@ -1,4 +1,4 @@
-#include "logging.h"
+#include "common/cli/logging.h"
 
 #include <cstdlib>
 

@@ -1,4 +1,4 @@
-#include "command_line.h"
+#include "common/cli/command_line.h"
 
 #include <string>
 #include <vector>
