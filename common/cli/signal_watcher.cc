@@ -71,8 +71,11 @@ void SignalWatcher::OnSignal(std::function<void(int)> on_signal) {
 bool SignalWatcher::received() const { return received_signal() != 0; }
 
 int SignalWatcher::received_signal() const {
-  const int sig = last_signal_.load();
-  return sig != 0 ? sig : PendingTerminationSignal();
+  int sig = last_signal_.load();
+  if (sig == 0) sig = PendingTerminationSignal();
+  if (sig == 0) return seen_.load();
+  seen_.store(sig);
+  return sig;
 }
 
 }  // namespace elasticbatch::cli

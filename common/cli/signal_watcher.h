@@ -37,7 +37,9 @@ class SignalWatcher {
   // process (sent, but not yet taken by the watcher thread), so a check right
   // after a kill() sees it.
   bool received() const;
-  // The signal received() saw (0 if none).
+  // The signal received() saw (0 if none). Once it returned a signal it never
+  // returns 0 again, even while the watcher thread is between taking the
+  // signal and recording it.
   int received_signal() const;
 
  private:
@@ -46,6 +48,7 @@ class SignalWatcher {
   absl::Mutex mu_;
   std::function<void(int)> on_signal_ ABSL_GUARDED_BY(mu_);
   std::atomic<int> last_signal_{0};
+  mutable std::atomic<int> seen_{0};
   std::thread thread_;
 };
 
