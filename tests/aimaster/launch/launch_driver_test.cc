@@ -147,6 +147,25 @@ TEST_F(LaunchDriverTest, StopAllStopsEveryLiveAttemptAndLaunchesNoMore) {
   EXPECT_TRUE(coordinator_->AllWorkersExited());
 }
 
+TEST_F(LaunchDriverTest, AfterEventRunsOnceEachEventReachedTheCoordinator) {
+  Make(Fleet(1));
+  int events = 0;
+  bool exit_seen = false;
+  driver_ = std::make_unique<LaunchDriver>(
+      coordinator_.get(), &launcher_, [](uint32_t, uint32_t) { return LaunchSpec(); },
+      [&] {
+        ++events;
+        exit_seen = coordinator_->Workers()[0].attempts[0].exit_code.has_value();
+      });
+  driver_->Start();
+  launcher_.ReportStarted(0, 0);
+  EXPECT_EQ(events, 1);
+  EXPECT_FALSE(exit_seen);
+  launcher_.ReportExited(0, 0, 0);
+  EXPECT_EQ(events, 2);
+  EXPECT_TRUE(exit_seen);
+}
+
 TEST_F(LaunchDriverTest, EarlyStopStopsAttemptsThatHaveNotRegistered) {
   Make(Fleet(2));
   driver_->Start();
