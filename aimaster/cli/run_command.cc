@@ -125,42 +125,6 @@ class ProgressReporter {
   bool drawn_ = false;
 };
 
-const char* InstanceStateName(InstanceState s) {
-  switch (s) {
-    case InstanceState::kPending:
-      return "pending";
-    case InstanceState::kStarting:
-      return "starting";
-    case InstanceState::kRunning:
-      return "running";
-    case InstanceState::kRestarting:
-      return "restarting";
-    case InstanceState::kSucceeded:
-      return "succeeded";
-    case InstanceState::kFailed:
-      return "failed";
-    case InstanceState::kStopped:
-      return "stopped";
-  }
-  return "?";
-}
-
-std::string AttemptStateName(AttemptState s) {
-  switch (s) {
-    case AttemptState::kStarting:
-      return "starting";
-    case AttemptState::kRunning:
-      return "running";
-    case AttemptState::kSucceeded:
-      return "succeeded";
-    case AttemptState::kFailed:
-      return "failed";
-    case AttemptState::kStopped:
-      return "stopped";
-  }
-  return "?";
-}
-
 // <job dir>/summary.json: the job's outcome and every worker attempt, for
 // tools and tests.
 absl::Status WriteSummaryJson(const JobCoordinator& coordinator,
