@@ -16,6 +16,21 @@ namespace elasticbatch::aimaster {
 namespace fs = std::filesystem;
 namespace {
 
+enum class HyperparameterType { kInteger, kBoolean, kDecimal, kString };
+
+// The one typing rule of hyperparameter values: integers, decimals and
+// true/false keep their type; anything else is a string.
+HyperparameterType TypeOfHyperparameter(const std::string& value, int64_t* integer,
+                                        double* decimal) {
+  if (absl::SimpleAtoi(value, integer)) return HyperparameterType::kInteger;
+  if (value == "true" || value == "false") return HyperparameterType::kBoolean;
+  if (absl::SimpleAtod(value, decimal) && std::isfinite(*decimal) &&
+      value.find_first_not_of("0123456789+-.eE") == std::string::npos) {
+    return HyperparameterType::kDecimal;
+  }
+  return HyperparameterType::kString;
+}
+
 absl::Status Failed(const std::string& what, const std::string& path,
                     std::error_code ec) {
   return absl::FailedPreconditionError(absl::StrCat(what, " ", path, ": ", ec.message()));
@@ -52,15 +67,19 @@ std::string HyperparametersJson(
   return out + "}";
 }
 
-// The value HyperparameterJson writes, as a JSON value.
+// The value HyperparameterJson writes, as a JSON value (same typing rule).
 nlohmann::ordered_json HyperparameterValue(const std::string& value) {
-  int64_t i;
-  double d;
-  if (absl::SimpleAtoi(value, &i)) return i;
-  if (value == "true" || value == "false") return value == "true";
-  if (absl::SimpleAtod(value, &d) && std::isfinite(d) &&
-      value.find_first_not_of("0123456789+-.eE") == std::string::npos) {
-    return d;
+  int64_t integer = 0;
+  double decimal = 0;
+  switch (TypeOfHyperparameter(value, &integer, &decimal)) {
+    case HyperparameterType::kInteger:
+      return integer;
+    case HyperparameterType::kBoolean:
+      return value == "true";
+    case HyperparameterType::kDecimal:
+      return decimal;
+    case HyperparameterType::kString:
+      break;
   }
   return value;
 }
@@ -96,13 +115,16 @@ std::string TrainingJobJson(const JobDirectorySpec& spec) {
 }  // namespace
 
 std::string HyperparameterJson(const std::string& value) {
-  int64_t i;
-  double d;
-  if (absl::SimpleAtoi(value, &i)) return absl::StrCat(i);
-  if (value == "true" || value == "false") return value;
-  if (absl::SimpleAtod(value, &d) && std::isfinite(d) &&
-      value.find_first_not_of("0123456789+-.eE") == std::string::npos) {
-    return value;
+  int64_t integer = 0;
+  double decimal = 0;
+  switch (TypeOfHyperparameter(value, &integer, &decimal)) {
+    case HyperparameterType::kInteger:
+      return absl::StrCat(integer);
+    case HyperparameterType::kBoolean:
+    case HyperparameterType::kDecimal:
+      return value;
+    case HyperparameterType::kString:
+      break;
   }
   return JsonQuote(value);
 }
