@@ -31,6 +31,7 @@
 #include "echo.grpc.pb.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 ABSL_FLAG(std::string, bin, "", "directory holding aimaster (default: this program's)");
 ABSL_FLAG(double, seconds, 3, "measuring time of each configuration");

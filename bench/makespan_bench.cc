@@ -56,6 +56,7 @@
 #include "absl/time/time.h"
 #include "bench/bench_util.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 ABSL_FLAG(std::string, bin, "",
           "directory holding aimaster and makespan-worker (default: this program's)");

@@ -30,6 +30,7 @@
 #include "bench/bench_util.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 ABSL_FLAG(std::string, bin, "",
           "directory holding aimaster and ebatch-worker (default: this program's)");

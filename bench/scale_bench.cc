@@ -23,6 +23,7 @@
 #include "aimaster/core/shard_enumerator.h"
 #include "bench/bench_util.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 ABSL_FLAG(std::string, bin, "", "directory holding aimaster (default: this program's)");
 

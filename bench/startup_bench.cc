@@ -39,6 +39,7 @@
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 ABSL_FLAG(std::string, bin, "",
           "directory holding aimaster and ebatch-worker (default: this program's)");

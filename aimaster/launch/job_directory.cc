@@ -4,9 +4,11 @@
 #include <filesystem>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "aimaster/core/job_outputs.h"
 #include "elasticbatch/environment_contract.h"
@@ -29,6 +31,32 @@ HyperparameterType TypeOfHyperparameter(const std::string& value, int64_t* integ
     return HyperparameterType::kDecimal;
   }
   return HyperparameterType::kString;
+}
+
+// True when `text` is a number exactly as JSON spells it (RFC 8259 section 6):
+// "1e-3" is, ".5", "1.", "+1" and "01.5" are not.
+bool IsJsonNumber(absl::string_view text) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < text.size() && absl::ascii_isdigit(static_cast<unsigned char>(text[i])))
+      ++i;
+    return i - start;
+  };
+  if (i < text.size() && text[i] == '-') ++i;
+  const size_t int_start = i;
+  const size_t int_digits = digits();
+  if (int_digits == 0 || (int_digits > 1 && text[int_start] == '0')) return false;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+  }
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == text.size();
 }
 
 absl::Status Failed(const std::string& what, const std::string& path,
@@ -121,8 +149,12 @@ std::string HyperparameterJson(const std::string& value) {
     case HyperparameterType::kInteger:
       return absl::StrCat(integer);
     case HyperparameterType::kBoolean:
-    case HyperparameterType::kDecimal:
       return value;
+    case HyperparameterType::kDecimal:
+      // Written as given when JSON can read it that way; ".5" or "01.5"
+      // would make the whole PAI_HPS unreadable, so those are normalized.
+      if (IsJsonNumber(value)) return value;
+      return nlohmann::json(decimal).dump();
     case HyperparameterType::kString:
       break;
   }

@@ -194,5 +194,21 @@ TEST(HyperparameterJsonTest, KeepsNumbersAndBooleansTyped) {
   EXPECT_EQ(HyperparameterJson("say \"hi\""), R"("say \"hi\"")");
 }
 
+// `--hp lr=.5` wrote {"lr": .5}: PAI_HPS was not JSON and every worker's
+// configuration failed to parse. A decimal JSON cannot read is normalized.
+TEST(HyperparameterJsonTest, DecimalsJsonCannotReadAreNormalized) {
+  EXPECT_EQ(HyperparameterJson(".5"), "0.5");
+  EXPECT_EQ(HyperparameterJson("01.5"), "1.5");
+  EXPECT_EQ(HyperparameterJson("+1.5"), "1.5");
+  EXPECT_EQ(HyperparameterJson("2."), "2.0");
+  EXPECT_EQ(HyperparameterJson("-.25e1"), "-2.5");
+  EXPECT_EQ(HyperparameterJson("1E+3"), "1E+3");
+  EXPECT_EQ(HyperparameterJson("-0.0"), "-0.0");
+  for (const char* value : {".5", "01.5", "+1.5", "2.", "-.25e1", "1E+3", "+7", "007"}) {
+    auto parsed = nlohmann::json::parse(HyperparameterJson(value), nullptr, false);
+    EXPECT_TRUE(parsed.is_number()) << value << " -> " << HyperparameterJson(value);
+  }
+}
+
 }  // namespace
 }  // namespace elasticbatch::aimaster
