@@ -38,24 +38,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "aimaster/core/ids.h"
 #include "aimaster/core/journal.h"
 #include "aimaster/core/shard_enumerator.h"
+#include "aimaster/core/speculation_policy.h"
 
 namespace elasticbatch::aimaster {
-
-using SessionId = uint64_t;
-
-struct LeaseRef {
-  uint64_t shard_id = 0;
-  uint32_t attempt = 0;
-  friend bool operator==(const LeaseRef& a, const LeaseRef& b) {
-    return a.shard_id == b.shard_id && a.attempt == b.attempt;
-  }
-  template <typename H>
-  friend H AbslHashValue(H h, const LeaseRef& l) {
-    return H::combine(std::move(h), l.shard_id, l.attempt);
-  }
-};
 
 struct LeasedShard {
   ShardDescriptor shard;
@@ -108,6 +96,9 @@ struct ShardSnapshot {
     absl::Duration age;
     bool speculative = false;
     bool commit_granted = false;
+    // Since the holder began processing it; unset while only prefetched.
+    std::optional<absl::Duration> running_for;
+    uint64_t units_done = 0;
   };
   ShardDescriptor shard;
   bool quarantined = false;
@@ -240,6 +231,9 @@ class ShardTable {
   void DropLease(uint64_t id, ActiveShard& shard, size_t index,
                  const std::string& reason);
   void Enqueue(uint64_t id, ActiveShard& shard);
+  // Tells the policy the current leases of shard `id`; called after every
+  // change to them.
+  void UpdatePolicy(uint64_t id);
   // Returns the index of `lease` among the shard's current leases held by
   // `session`, or an error saying why it is not current.
   absl::StatusOr<size_t> FindLease(SessionId session, LeaseRef lease) const;
@@ -260,6 +254,7 @@ class ShardTable {
   uint64_t leased_shards_ = 0;
   uint64_t speculative_leases_ = 0;
   std::deque<absl::Duration> recent_shard_times_;
+  SpeculationPolicy policy_;
 };
 
 }  // namespace elasticbatch::aimaster
