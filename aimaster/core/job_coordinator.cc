@@ -10,10 +10,6 @@
 namespace elasticbatch::aimaster {
 namespace {
 
-constexpr absl::Duration kRateWindow = absl::Seconds(30);
-constexpr absl::Duration kWorkerRateSample = absl::Seconds(1);
-constexpr double kEwmaAlpha = 0.3;
-
 std::string CapError(const std::string& error) {
   if (error.size() <= kMaxErrorBytes) return error;
   return absl::StrCat("[", error.size() - kMaxErrorBytes, " bytes cut] ",
@@ -79,29 +75,7 @@ uint64_t JobCoordinator::JournalCommit(SessionId id, const PublishedShard& publi
   CommitRecord record = published.record;
   record.task_index = s.who.task_index;
   committed_records_ += record.records;
-  s.shards_committed += 1;
-  s.records_committed += record.records;
-  // Per-worker throughput: an EWMA over samples of at least a second, so that
-  // batched commits do not look infinitely fast.
-  if (!s.last_commit) s.last_commit = s.registered_at;
-  s.pending_shards_for_rate += 1;
-  s.pending_records_for_rate += record.records;
-  const absl::Duration dt = now - *s.last_commit;
-  if (dt >= kWorkerRateSample) {
-    const double secs = absl::ToDoubleSeconds(dt);
-    const double shard_rate = s.pending_shards_for_rate / secs;
-    const double record_rate = s.pending_records_for_rate / secs;
-    const bool first = s.shards_per_second == 0;
-    s.shards_per_second =
-        first ? shard_rate
-              : kEwmaAlpha * shard_rate + (1 - kEwmaAlpha) * s.shards_per_second;
-    s.records_per_second =
-        first ? record_rate
-              : kEwmaAlpha * record_rate + (1 - kEwmaAlpha) * s.records_per_second;
-    s.pending_shards_for_rate = 0;
-    s.pending_records_for_rate = 0;
-    s.last_commit = now;
-  }
+  s.throughput.OnCommit(record.records, now);
   if (journal_ == nullptr) return 0;
   const uint64_t seq = journal_->AppendCommit(record);
   undurable_.push_back({seq, record.shard_id});
@@ -254,6 +228,7 @@ absl::StatusOr<Registration> JobCoordinator::Register(
   s.who = who;
   s.registered_at = now;
   s.last_seen = now;
+  s.throughput = WorkerThroughput(now);
   live_by_index_[who.task_index] = id;
   reg.session = id;
   for (const HeldLease& h : held) {
@@ -422,10 +397,7 @@ uint64_t JobCoordinator::Tick() {
     });
     seq = std::max(seq, ApplyFleetOutcome(std::move(outcome), now));
   }
-  rate_samples_.push_back({now, table_.committed(), committed_records_});
-  while (rate_samples_.size() > 2 && now - rate_samples_.front().at > kRateWindow) {
-    rate_samples_.pop_front();
-  }
+  throughput_.Sample(now, table_.committed(), committed_records_);
   MaybeEndLocked(now);
   return seq;
 }
@@ -556,14 +528,9 @@ JobProgress JobCoordinator::Progress() const {
   p.speculative_leases = table_.speculative_leases();
   p.committed_records = committed_records_;
   p.elapsed = ended_at_.value_or(now) - started_at_;
-  if (rate_samples_.size() >= 2) {
-    const RateSample& a = rate_samples_.front();
-    const RateSample& b = rate_samples_.back();
-    const double secs = absl::ToDoubleSeconds(b.at - a.at);
-    if (secs > 0) {
-      p.shards_per_second = static_cast<double>(b.shards - a.shards) / secs;
-      p.records_per_second = static_cast<double>(b.records - a.records) / secs;
-    }
+  if (std::optional<JobThroughput::Rates> rates = throughput_.Current()) {
+    p.shards_per_second = rates->shards_per_second;
+    p.records_per_second = rates->records_per_second;
   }
   const uint64_t left = p.total_shards - p.committed_shards - p.quarantined_shards;
   if (left == 0) {
@@ -597,10 +564,10 @@ std::vector<SessionInfo> JobCoordinator::Sessions() const {
     info.registered_at = s.registered_at;
     info.last_seen = now - s.last_seen;
     info.leases_held = static_cast<uint32_t>(table_.LeaseCount(id));
-    info.shards_committed = s.shards_committed;
-    info.records_committed = s.records_committed;
-    info.records_per_second = s.records_per_second;
-    info.shards_per_second = s.shards_per_second;
+    info.shards_committed = s.throughput.shards();
+    info.records_committed = s.throughput.records();
+    info.records_per_second = s.throughput.records_per_second();
+    info.shards_per_second = s.throughput.shards_per_second();
     ordered.push_back({s.sequence, std::move(info)});
   }
   std::sort(ordered.begin(), ordered.end(),

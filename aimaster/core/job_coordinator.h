@@ -33,6 +33,7 @@
 #include "aimaster/core/journal.h"
 #include "aimaster/core/shard_enumerator.h"
 #include "aimaster/core/shard_table.h"
+#include "aimaster/core/throughput.h"
 #include "aimaster/core/worker_fleet.h"
 
 namespace elasticbatch::aimaster {
@@ -280,14 +281,7 @@ class JobCoordinator {
     bool leases_expired = false;
     bool told_end = false;
     std::vector<WorkerCommand> pending;
-    uint64_t shards_committed = 0;
-    uint64_t records_committed = 0;
-    double records_per_second = 0;
-    double shards_per_second = 0;
-    // Commits since the last throughput sample.
-    std::optional<absl::Time> last_commit;
-    uint64_t pending_shards_for_rate = 0;
-    uint64_t pending_records_for_rate = 0;
+    WorkerThroughput throughput{absl::InfinitePast()};  // reset at registration
     // Confirmations received, to acknowledge once the journal is durable up to
     // their commit's sequence (0: nothing to wait for).
     absl::flat_hash_map<LeaseRef, uint64_t> awaiting_ack;
@@ -345,13 +339,7 @@ class JobCoordinator {
   std::optional<absl::Time> ended_at_ ABSL_GUARDED_BY(mu_);
   uint64_t committed_records_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t work_epoch_ ABSL_GUARDED_BY(mu_) = 0;
-  // (time, committed shards, committed records) samples for job-level rates.
-  struct RateSample {
-    absl::Time at;
-    uint64_t shards;
-    uint64_t records;
-  };
-  std::deque<RateSample> rate_samples_ ABSL_GUARDED_BY(mu_);
+  JobThroughput throughput_ ABSL_GUARDED_BY(mu_);
   std::optional<WorkerFleet> fleet_ ABSL_GUARDED_BY(mu_);
   // Commits journalled but maybe not yet durable: (sequence, shard), in order,
   // and shard -> sequence, so a re-sent confirmation waits for the same record.
