@@ -78,34 +78,17 @@ uint64_t JobCoordinator::JournalCommit(SessionId id, const PublishedShard& publi
   s.throughput.OnCommit(record.records, now);
   if (journal_ == nullptr) return 0;
   const uint64_t seq = journal_->AppendCommit(record);
-  undurable_.push_back({seq, record.shard_id});
-  undurable_seq_[record.shard_id] = seq;
+  acks_.Journalled(record.shard_id, seq);
   return seq;
 }
 
-uint64_t JobCoordinator::PruneDurableLocked() {
-  const uint64_t durable = journal_ != nullptr ? journal_->durable_seq() : UINT64_MAX;
-  while (!undurable_.empty() && undurable_.front().first <= durable) {
-    auto it = undurable_seq_.find(undurable_.front().second);
-    if (it != undurable_seq_.end() && it->second <= durable) undurable_seq_.erase(it);
-    undurable_.pop_front();
-  }
-  return durable;
+uint64_t JobCoordinator::DurableSeqLocked() const {
+  return journal_ != nullptr ? journal_->durable_seq() : UINT64_MAX;
 }
 
-std::vector<LeaseRef> JobCoordinator::TakeDurableAcks(Session& s) {
-  std::vector<LeaseRef> acks;
-  if (s.awaiting_ack.empty()) return acks;
-  const uint64_t durable = PruneDurableLocked();
-  for (auto it = s.awaiting_ack.begin(); it != s.awaiting_ack.end();) {
-    if (it->second <= durable) {
-      acks.push_back(it->first);
-      s.awaiting_ack.erase(it++);
-    } else {
-      ++it;  // its commit is not on disk yet
-    }
-  }
-  return acks;
+std::vector<LeaseRef> JobCoordinator::TakeDurableAcks(SessionId id) {
+  if (!acks_.Awaiting(id)) return {};
+  return acks_.Take(id, DurableSeqLocked());
 }
 
 std::vector<CommitResult> JobCoordinator::DecideCommits(
@@ -147,11 +130,11 @@ void JobCoordinator::QueueRevocations(const std::vector<RevokedLease>& revoked) 
   }
 }
 
-uint64_t JobCoordinator::ConfirmLocked(SessionId id, Session& s,
+uint64_t JobCoordinator::ConfirmLocked(SessionId id,
                                        const std::vector<LeaseRef>& published,
                                        absl::Time now) {
   uint64_t seq = 0;
-  if (!published.empty()) PruneDurableLocked();
+  if (!published.empty()) acks_.Prune(DurableSeqLocked());
   for (const LeaseRef& lease : published) {
     absl::StatusOr<PublishedShard> p = table_.ConfirmPublished(id, lease, now);
     // A confirmation for a lease that is gone is harmless: the shard was
@@ -163,21 +146,18 @@ uint64_t JobCoordinator::ConfirmLocked(SessionId id, Session& s,
     } else {
       if (p.ok()) QueueRevocations(p->revoked);
       // A re-sent confirmation waits for the record its first sending made.
-      auto it = undurable_seq_.find(lease.shard_id);
-      if (it != undurable_seq_.end()) commit_seq = it->second;
+      commit_seq = acks_.UndurableSeq(lease.shard_id);
     }
     seq = std::max(seq, commit_seq);
-    uint64_t& waits_for = s.awaiting_ack[lease];
-    waits_for = std::max(waits_for, commit_seq);
+    acks_.Await(id, lease, commit_seq);
   }
   return seq;
 }
 
-void JobCoordinator::RecordProgressLocked(SessionId id, Session& s,
+void JobCoordinator::RecordProgressLocked(SessionId id,
                                           const std::vector<ProgressReport>& progress,
                                           absl::Time now,
                                           std::vector<WorkerCommand>* cancels) {
-  (void)s;
   for (const ProgressReport& p : progress) {
     absl::Status st =
         p.started ? table_.RecordProgress(id, p.lease, p.records_done, p.units_done, now)
@@ -268,10 +248,10 @@ absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
   if (!s.ok()) return s.status();
   AcquireResult result;
   // Like a heartbeat, an acquire listing a lease that is gone is told to drop it.
-  RecordProgressLocked(session, **s, progress, now, &result.commands);
-  result.durable_seq = ConfirmLocked(session, **s, published, now);
+  RecordProgressLocked(session, progress, now, &result.commands);
+  result.durable_seq = ConfirmLocked(session, published, now);
   result.commit_results = DecideCommits(session, commits, now);
-  result.confirmed = TakeDurableAcks(**s);
+  result.confirmed = TakeDurableAcks(session);
   TakePendingCommands(**s, &result.commands);
   MaybeEndLocked(now);
   if (state_ != JobState::kRunning) {
@@ -325,12 +305,12 @@ absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
   HeartbeatResult result;
   // Progress first: a lease confirmed in this very call is current until then
   // and must not be answered with CANCEL_SHARD.
-  RecordProgressLocked(session, **s, progress, now, &result.commands);
-  result.durable_seq = ConfirmLocked(session, **s, published, now);
+  RecordProgressLocked(session, progress, now, &result.commands);
+  result.durable_seq = ConfirmLocked(session, published, now);
   Session& me = **s;
   // After ConfirmLocked, which may queue commands for this very session.
   TakePendingCommands(me, &result.commands);
-  result.confirmed = TakeDurableAcks(me);
+  result.confirmed = TakeDurableAcks(session);
   MaybeEndLocked(now);
   if (state_ != JobState::kRunning) {
     result.commands.push_back(
@@ -348,9 +328,9 @@ absl::StatusOr<CommitResults> JobCoordinator::Commit(
   absl::StatusOr<Session*> s = LiveSession(session, now);
   if (!s.ok()) return s.status();
   CommitResults out;
-  out.durable_seq = ConfirmLocked(session, **s, published, now);
+  out.durable_seq = ConfirmLocked(session, published, now);
   out.results = DecideCommits(session, commits, now);
-  out.confirmed = TakeDurableAcks(**s);
+  out.confirmed = TakeDurableAcks(session);
   TakePendingCommands(**s, &out.commands);
   MaybeEndLocked(now);
   return out;

@@ -19,7 +19,6 @@
 #define ELASTICBATCH_AIMASTER_CORE_JOB_COORDINATOR_H_
 
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "aimaster/core/clock.h"
+#include "aimaster/core/commit_acks.h"
 #include "aimaster/core/journal.h"
 #include "aimaster/core/shard_enumerator.h"
 #include "aimaster/core/shard_table.h"
@@ -282,22 +282,19 @@ class JobCoordinator {
     bool told_end = false;
     std::vector<WorkerCommand> pending;
     WorkerThroughput throughput{absl::InfinitePast()};  // reset at registration
-    // Confirmations received, to acknowledge once the journal is durable up to
-    // their commit's sequence (0: nothing to wait for).
-    absl::flat_hash_map<LeaseRef, uint64_t> awaiting_ack;
   };
 
   absl::StatusOr<Session*> LiveSession(SessionId id, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Confirms published leases; returns the journal sequence to sync.
-  uint64_t ConfirmLocked(SessionId id, Session& s, const std::vector<LeaseRef>& published,
+  uint64_t ConfirmLocked(SessionId id, const std::vector<LeaseRef>& published,
                          absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t JournalCommit(SessionId id, const PublishedShard& published, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Forgets commits that are durable by now; returns the durable sequence.
-  uint64_t PruneDurableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How far the journal is durable (everything, without a journal).
+  uint64_t DurableSeqLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The session's confirmations whose commits are durable by now.
-  std::vector<LeaseRef> TakeDurableAcks(Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<LeaseRef> TakeDurableAcks(SessionId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the session's queued commands into `out`, skipping ones already there.
   void TakePendingCommands(Session& s, std::vector<WorkerCommand>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -308,9 +305,8 @@ class JobCoordinator {
   uint64_t JournalFailures(const FailOutcome& outcome) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void QueueRevocations(const std::vector<RevokedLease>& revoked)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RecordProgressLocked(SessionId id, Session& s,
-                            const std::vector<ProgressReport>& progress, absl::Time now,
-                            std::vector<WorkerCommand>* cancels)
+  void RecordProgressLocked(SessionId id, const std::vector<ProgressReport>& progress,
+                            absl::Time now, std::vector<WorkerCommand>* cancels)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeEndLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndLocked(JobState state, const std::string& reason, absl::Time now)
@@ -341,10 +337,7 @@ class JobCoordinator {
   uint64_t work_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   JobThroughput throughput_ ABSL_GUARDED_BY(mu_);
   std::optional<WorkerFleet> fleet_ ABSL_GUARDED_BY(mu_);
-  // Commits journalled but maybe not yet durable: (sequence, shard), in order,
-  // and shard -> sequence, so a re-sent confirmation waits for the same record.
-  std::deque<std::pair<uint64_t, uint64_t>> undurable_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint64_t, uint64_t> undurable_seq_ ABSL_GUARDED_BY(mu_);
+  CommitAcks acks_ ABSL_GUARDED_BY(mu_);
   std::vector<FleetDecision> fleet_decisions_ ABSL_GUARDED_BY(mu_);
 };
 
