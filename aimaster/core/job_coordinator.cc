@@ -320,14 +320,14 @@ absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
   return result;
 }
 
-absl::StatusOr<CommitResults> JobCoordinator::Commit(
+absl::StatusOr<CommitCallResult> JobCoordinator::Commit(
     SessionId session, const std::vector<CommitRequest>& commits,
     const std::vector<LeaseRef>& published) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   absl::StatusOr<Session*> s = LiveSession(session, now);
   if (!s.ok()) return s.status();
-  CommitResults out;
+  CommitCallResult out;
   out.durable_seq = ConfirmLocked(session, published, now);
   out.results = DecideCommits(session, commits, now);
   out.confirmed = TakeDurableAcks(session);

@@ -10,9 +10,11 @@
 // disk: the caller only asks for the sync (group commit in the background).
 //
 //   JobCoordinator coordinator(&clock, &shards, journal.get(), options);
-//   auto reg = coordinator.Register({.task_type = "worker", .task_index = 3});
-//   auto got = coordinator.Acquire(reg->session, 16, {}, {});
-//   ... journal->Sync(got->durable_seq) before answering ...
+//   WorkerIdentity who;
+//   who.task_index = 3;
+//   absl::StatusOr<Registration> reg = coordinator.Register(who, /*held=*/{});
+//   absl::StatusOr<AcquireResult> got = coordinator.Acquire(reg->session, 16, {}, {});
+//   absl::Status durable = journal->Sync(got->durable_seq);  // before answering
 //
 // Thread-safe: one mutex serialises all state; no call blocks on I/O.
 #ifndef ELASTICBATCH_AIMASTER_CORE_JOB_COORDINATOR_H_
@@ -51,15 +53,19 @@ struct CoordinatorOptions {
   // Duplicate a straggler's shard when it would take longer than this multiple
   // of the median shard time. Default: 3.
   double speculation_multiplier = 3.0;
+  // Duplicate stragglers' shards at all. Default: true.
   bool speculation = true;
   // Identifies the job in status and registration answers. Default: "elasticbatch".
   std::string job_id = "elasticbatch";
   // This job instance (the journal's job_uid), told to workers at
   // registration: they believe only end markers that name it. Default: none.
   std::string job_uid;
+  // The channels workers read shards from and publish outputs to, told to
+  // them at registration. Default: "data" and "output".
   std::string input_channel = "data";
   std::string output_channel = "output";
   // Set when the master launches its workers itself (`aimaster run`).
+  // Default: none (workers are launched by someone else).
   std::optional<FleetOptions> fleet;
 };
 
@@ -116,6 +122,7 @@ struct CommitRequest {
   uint64_t records = 0;
 };
 
+// The decision on one commit request (v1::CommitResult on the wire).
 struct CommitResult {
   LeaseRef lease;
   CommitDecision decision = CommitDecision::kLeaseLost;
@@ -151,12 +158,17 @@ struct HeartbeatResult {
   uint64_t durable_seq = 0;
 };
 
-struct CommitResults {
+// The answer to a Commit call: a CommitResult per request, and more.
+struct CommitCallResult {
   std::vector<CommitResult> results;
   std::vector<LeaseRef> confirmed;
   std::vector<WorkerCommand> commands;
   uint64_t durable_seq = 0;
 };
+
+// The former name of CommitCallResult (one letter from CommitResult), kept
+// only until the tests that still spell it move over.
+using CommitResults = CommitCallResult;
 
 struct FailResult {
   bool quarantined = false;
@@ -227,9 +239,9 @@ class JobCoordinator {
   absl::StatusOr<HeartbeatResult> Heartbeat(SessionId session,
                                             const std::vector<ProgressReport>& progress,
                                             const std::vector<LeaseRef>& published);
-  absl::StatusOr<CommitResults> Commit(SessionId session,
-                                       const std::vector<CommitRequest>& commits,
-                                       const std::vector<LeaseRef>& published);
+  absl::StatusOr<CommitCallResult> Commit(SessionId session,
+                                          const std::vector<CommitRequest>& commits,
+                                          const std::vector<LeaseRef>& published);
   // FAILED_PRECONDITION: the lease is not current (the message says why).
   absl::StatusOr<FailResult> Fail(SessionId session, LeaseRef lease,
                                   const std::string& error);
@@ -267,7 +279,7 @@ class JobCoordinator {
   // True once every live session has been told the job ended (END or STOP).
   bool AllSessionsToldEnd() const;
   const CoordinatorOptions& options() const { return options_; }
-  const ShardEnumerator& shards() const { return *shards_; }
+  const ShardEnumerator& enumerator() const { return *shards_; }
 
  private:
   struct Session {

@@ -41,8 +41,8 @@ void ShardTable::RestoreQuarantined(uint64_t shard_id, std::vector<std::string> 
   quarantined_[shard_id] = std::move(errors);
 }
 
-LeasedShard ShardTable::LeaseLocked(uint64_t id, ActiveShard& shard, SessionId session,
-                                    absl::Time now, bool speculative) {
+LeasedShard ShardTable::GrantLease(uint64_t id, ActiveShard& shard, SessionId session,
+                                   absl::Time now, bool speculative) {
   Lease lease;
   lease.attempt = ++shard.last_attempt;
   lease.session = session;
@@ -66,12 +66,12 @@ std::vector<LeasedShard> ShardTable::Acquire(SessionId session, uint32_t max_n,
     auto it = active_.find(id);
     if (it == active_.end() || !it->second.queued) continue;  // stale entry
     it->second.queued = false;
-    out.push_back(LeaseLocked(id, it->second, session, now, false));
+    out.push_back(GrantLease(id, it->second, session, now, false));
   }
   while (out.size() < max_n && cursor_ < total()) {
     const uint64_t id = cursor_++;
     if (IsDone(id) || active_.contains(id)) continue;
-    out.push_back(LeaseLocked(id, active_[id], session, now, false));
+    out.push_back(GrantLease(id, active_[id], session, now, false));
   }
   return out;
 }
@@ -252,7 +252,7 @@ CommitOutcome ShardTable::RequestCommit(SessionId session, LeaseRef lease,
   return {CommitDecision::kGranted, ""};
 }
 
-PublishedShard ShardTable::CommitLocked(uint64_t id, size_t winner, absl::Time /*now*/) {
+PublishedShard ShardTable::CommitShard(uint64_t id, size_t winner, absl::Time /*now*/) {
   ActiveShard& shard = active_.at(id);
   const Lease& w = shard.leases[winner];
   PublishedShard out;
@@ -288,7 +288,7 @@ absl::StatusOr<PublishedShard> ShardTable::ConfirmPublished(SessionId session,
     return absl::FailedPreconditionError(
         absl::StrCat("lease ", LeaseName(lease), " published without a commit grant"));
   }
-  return CommitLocked(lease.shard_id, *index, now);
+  return CommitShard(lease.shard_id, *index, now);
 }
 
 void ShardTable::Quarantine(uint64_t id, FailOutcome* outcome) {
@@ -390,7 +390,7 @@ std::optional<PublishedShard> ShardTable::AdoptPublished(SessionId session,
   }
   shard.leases[winner].commit_granted = true;
   shard.leases[winner].commit_records = records;
-  return CommitLocked(lease.shard_id, winner, now);
+  return CommitShard(lease.shard_id, winner, now);
 }
 
 FailOutcome ShardTable::ReleaseSession(SessionId session, const std::string& reason,
@@ -474,12 +474,12 @@ LeasedShard ShardTable::Steal(uint64_t shard_id, SessionId session, absl::Time n
   DropLease(shard_id, shard, 0, revoked->reason);
   // DropLease queued the shard; take it straight back for `session`.
   shard.queued = false;
-  return LeaseLocked(shard_id, shard, session, now, false);
+  return GrantLease(shard_id, shard, session, now, false);
 }
 
 LeasedShard ShardTable::LeaseDuplicate(uint64_t shard_id, SessionId session,
                                        absl::Time now) {
-  return LeaseLocked(shard_id, active_.at(shard_id), session, now, true);
+  return GrantLease(shard_id, active_.at(shard_id), session, now, true);
 }
 
 std::vector<ShardSnapshot> ShardTable::Snapshot(bool quarantined_only, size_t limit,

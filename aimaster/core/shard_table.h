@@ -17,10 +17,14 @@
 // Exactly one lease of a shard can hold the commit grant; the shard is committed
 // when that lease confirms it published its output.
 //
-//   ShardTable table(&shards, {.max_attempts = 3});
-//   auto leased = table.Acquire(session, 16, now);
+//   ShardTableOptions options;
+//   options.max_attempts = 3;
+//   ShardTable table(&shards, options);
+//   std::vector<LeasedShard> leased = table.Acquire(session, 16, now);
+//   LeaseRef lease{leased[0].shard.id, leased[0].attempt};
 //   CommitOutcome c = table.RequestCommit(session, lease, records, now);  // kGranted
-//   auto published = table.ConfirmPublished(session, lease, now);  // journal it
+//   absl::StatusOr<PublishedShard> published =
+//       table.ConfirmPublished(session, lease, now);  // journal it
 //
 // Not thread-safe: the JobCoordinator serialises all calls under its mutex.
 #ifndef ELASTICBATCH_AIMASTER_CORE_SHARD_TABLE_H_
@@ -121,6 +125,7 @@ class ShardTable {
   // The in-flight shard with the largest estimated remaining time, if that
   // time exceeds `multiplier` x the median shard time; never one of
   // `for_session`'s own shards, never one already duplicated or granted.
+  // Decided by the SpeculationPolicy (as is PickStealable).
   std::optional<uint64_t> PickStraggler(SessionId for_session, double multiplier,
                                         absl::Time now) const;
   // Leases an in-flight shard a second time (speculative duplicate).
@@ -222,8 +227,8 @@ class ShardTable {
 
   bool IsDone(uint64_t id) const { return (done_bits_[id >> 6] >> (id & 63)) & 1; }
   void MarkDone(uint64_t id);
-  LeasedShard LeaseLocked(uint64_t id, ActiveShard& shard, SessionId session,
-                          absl::Time now, bool speculative);
+  LeasedShard GrantLease(uint64_t id, ActiveShard& shard, SessionId session,
+                         absl::Time now, bool speculative);
   // Removes `id` from the shards `session` holds (by_session_).
   void ForgetHeld(SessionId session, uint64_t id);
   // Removes leases[index], remembering `reason`; requeues the shard when no
@@ -237,7 +242,7 @@ class ShardTable {
   // Returns the index of `lease` among the shard's current leases held by
   // `session`, or an error saying why it is not current.
   absl::StatusOr<size_t> FindLease(SessionId session, LeaseRef lease) const;
-  PublishedShard CommitLocked(uint64_t id, size_t winner, absl::Time now);
+  PublishedShard CommitShard(uint64_t id, size_t winner, absl::Time now);
   // Records a failure; quarantines the shard after max_attempts of them.
   void CountFailure(uint64_t id, const std::string& error, FailOutcome* outcome);
   void Quarantine(uint64_t id, FailOutcome* outcome);
