@@ -5,6 +5,10 @@
 //     journal (appends only; syncing is the durability thread's job). The
 //     time per iteration divided by the batch is the cost per shard; it must
 //     not grow with the number of pending shards (1k, 1M, 10M).
+//   BM_IdleAcquire/<workers>: an idle worker's acquire near the end of a job,
+//     when nothing is pending and `workers` busy workers each run one shard
+//     and hold three prefetched: the speculation and handover decisions are
+//     made (and decline) on every such call, so their cost is the call's.
 //   BM_JournalAppend: one commit record appended (encoding and CRC).
 //   BM_Describe: shard id -> (source, range) over 100k files (prefix sums).
 //
@@ -97,6 +101,58 @@ void BM_Cycle(benchmark::State& state) {
 BENCHMARK(BM_Cycle)
     ->ArgsProduct({{1'000, 1'000'000, 10'000'000}, {1, 16}})
     ->ArgNames({"pending", "batch"})
+    ->Unit(benchmark::kMicrosecond);
+
+void BM_IdleAcquire(benchmark::State& state) {
+  const uint32_t workers = static_cast<uint32_t>(state.range(0));
+  constexpr uint32_t kHeld = 4;  // one running, three prefetched
+  constexpr uint64_t kUnits = 100;
+  constexpr uint32_t kDone = 16;  // committed first, for the median shard time
+  FakeClock clock;
+  ShardEnumerator shards =
+      *ShardEnumerator::ForRecords((workers * kHeld + kDone) * kUnits, kUnits);
+  CoordinatorOptions options;
+  JobCoordinator coordinator(&clock, &shards, nullptr, options);
+  auto reg = [&](uint32_t index) {
+    return coordinator.Register({"worker", index, 0, "bench", 1}, {})->session;
+  };
+  // A median shard time of 10s.
+  const SessionId first = reg(0);
+  for (uint32_t i = 0; i < kDone; ++i) {
+    auto got = coordinator.Acquire(first, 1, {}, {});
+    const LeaseRef lease{got->shards[0].leased.shard.id, got->shards[0].leased.attempt};
+    clock.Advance(absl::Seconds(10));
+    (void)coordinator.Commit(first, {{lease, kUnits}}, {});
+    (void)coordinator.Heartbeat(first, {}, {lease});
+  }
+  // Busy workers: each is half-way through a 2s shard, so none is a straggler
+  // and none of their prefetched shards is worth handing over.
+  std::vector<std::pair<SessionId, LeaseRef>> running;
+  for (uint32_t w = 0; w < workers; ++w) {
+    const SessionId s = reg(w + 1);
+    auto got = coordinator.Acquire(s, kHeld, {}, {});
+    running.push_back(
+        {s, {got->shards[0].leased.shard.id, got->shards[0].leased.attempt}});
+  }
+  for (const auto& [s, lease] : running) {
+    (void)coordinator.Heartbeat(s, {{lease, 0, 0, true}}, {});
+  }
+  clock.Advance(absl::Seconds(1));
+  for (const auto& [s, lease] : running) {
+    (void)coordinator.Heartbeat(s, {{lease, kUnits / 2, kUnits / 2, true}}, {});
+  }
+  const SessionId idle = reg(workers + 1);
+  for (auto _ : state) {
+    auto got = coordinator.Acquire(idle, 1, {}, {});
+    if (got->outcome != AcquireOutcome::kWait) state.SkipWithError("expected to wait");
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_IdleAcquire)
+    ->Arg(16)
+    ->Arg(256)
+    ->Arg(4096)
+    ->ArgName("workers")
     ->Unit(benchmark::kMicrosecond);
 
 void BM_JournalAppend(benchmark::State& state) {

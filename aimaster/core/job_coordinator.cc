@@ -10,10 +10,6 @@
 namespace elasticbatch::aimaster {
 namespace {
 
-constexpr absl::Duration kRateWindow = absl::Seconds(30);
-constexpr absl::Duration kWorkerRateSample = absl::Seconds(1);
-constexpr double kEwmaAlpha = 0.3;
-
 std::string CapError(const std::string& error) {
   if (error.size() <= kMaxErrorBytes) return error;
   return absl::StrCat("[", error.size() - kMaxErrorBytes, " bytes cut] ",
@@ -79,59 +75,20 @@ uint64_t JobCoordinator::JournalCommit(SessionId id, const PublishedShard& publi
   CommitRecord record = published.record;
   record.task_index = s.who.task_index;
   committed_records_ += record.records;
-  s.shards_committed += 1;
-  s.records_committed += record.records;
-  // Per-worker throughput: an EWMA over samples of at least a second, so that
-  // batched commits do not look infinitely fast.
-  if (!s.last_commit) s.last_commit = s.registered_at;
-  s.pending_shards_for_rate += 1;
-  s.pending_records_for_rate += record.records;
-  const absl::Duration dt = now - *s.last_commit;
-  if (dt >= kWorkerRateSample) {
-    const double secs = absl::ToDoubleSeconds(dt);
-    const double shard_rate = s.pending_shards_for_rate / secs;
-    const double record_rate = s.pending_records_for_rate / secs;
-    const bool first = s.shards_per_second == 0;
-    s.shards_per_second =
-        first ? shard_rate
-              : kEwmaAlpha * shard_rate + (1 - kEwmaAlpha) * s.shards_per_second;
-    s.records_per_second =
-        first ? record_rate
-              : kEwmaAlpha * record_rate + (1 - kEwmaAlpha) * s.records_per_second;
-    s.pending_shards_for_rate = 0;
-    s.pending_records_for_rate = 0;
-    s.last_commit = now;
-  }
+  s.throughput.OnCommit(record.records, now);
   if (journal_ == nullptr) return 0;
   const uint64_t seq = journal_->AppendCommit(record);
-  undurable_.push_back({seq, record.shard_id});
-  undurable_seq_[record.shard_id] = seq;
+  acks_.Journalled(record.shard_id, seq);
   return seq;
 }
 
-uint64_t JobCoordinator::PruneDurableLocked() {
-  const uint64_t durable = journal_ != nullptr ? journal_->durable_seq() : UINT64_MAX;
-  while (!undurable_.empty() && undurable_.front().first <= durable) {
-    auto it = undurable_seq_.find(undurable_.front().second);
-    if (it != undurable_seq_.end() && it->second <= durable) undurable_seq_.erase(it);
-    undurable_.pop_front();
-  }
-  return durable;
+uint64_t JobCoordinator::DurableSeqLocked() const {
+  return journal_ != nullptr ? journal_->durable_seq() : UINT64_MAX;
 }
 
-std::vector<LeaseRef> JobCoordinator::TakeDurableAcks(Session& s) {
-  std::vector<LeaseRef> acks;
-  if (s.awaiting_ack.empty()) return acks;
-  const uint64_t durable = PruneDurableLocked();
-  for (auto it = s.awaiting_ack.begin(); it != s.awaiting_ack.end();) {
-    if (it->second <= durable) {
-      acks.push_back(it->first);
-      s.awaiting_ack.erase(it++);
-    } else {
-      ++it;  // its commit is not on disk yet
-    }
-  }
-  return acks;
+std::vector<LeaseRef> JobCoordinator::TakeDurableAcks(SessionId id) {
+  if (!acks_.Awaiting(id)) return {};
+  return acks_.Take(id, DurableSeqLocked());
 }
 
 std::vector<CommitResult> JobCoordinator::DecideCommits(
@@ -173,11 +130,11 @@ void JobCoordinator::QueueRevocations(const std::vector<RevokedLease>& revoked) 
   }
 }
 
-uint64_t JobCoordinator::ConfirmLocked(SessionId id, Session& s,
+uint64_t JobCoordinator::ConfirmLocked(SessionId id,
                                        const std::vector<LeaseRef>& published,
                                        absl::Time now) {
   uint64_t seq = 0;
-  if (!published.empty()) PruneDurableLocked();
+  if (!published.empty()) acks_.Prune(DurableSeqLocked());
   for (const LeaseRef& lease : published) {
     absl::StatusOr<PublishedShard> p = table_.ConfirmPublished(id, lease, now);
     // A confirmation for a lease that is gone is harmless: the shard was
@@ -189,21 +146,18 @@ uint64_t JobCoordinator::ConfirmLocked(SessionId id, Session& s,
     } else {
       if (p.ok()) QueueRevocations(p->revoked);
       // A re-sent confirmation waits for the record its first sending made.
-      auto it = undurable_seq_.find(lease.shard_id);
-      if (it != undurable_seq_.end()) commit_seq = it->second;
+      commit_seq = acks_.UndurableSeq(lease.shard_id);
     }
     seq = std::max(seq, commit_seq);
-    uint64_t& waits_for = s.awaiting_ack[lease];
-    waits_for = std::max(waits_for, commit_seq);
+    acks_.Await(id, lease, commit_seq);
   }
   return seq;
 }
 
-void JobCoordinator::RecordProgressLocked(SessionId id, Session& s,
+void JobCoordinator::RecordProgressLocked(SessionId id,
                                           const std::vector<ProgressReport>& progress,
                                           absl::Time now,
                                           std::vector<WorkerCommand>* cancels) {
-  (void)s;
   for (const ProgressReport& p : progress) {
     absl::Status st =
         p.started ? table_.RecordProgress(id, p.lease, p.records_done, p.units_done, now)
@@ -254,6 +208,7 @@ absl::StatusOr<Registration> JobCoordinator::Register(
   s.who = who;
   s.registered_at = now;
   s.last_seen = now;
+  s.throughput = WorkerThroughput(now);
   live_by_index_[who.task_index] = id;
   reg.session = id;
   for (const HeldLease& h : held) {
@@ -293,10 +248,10 @@ absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
   if (!s.ok()) return s.status();
   AcquireResult result;
   // Like a heartbeat, an acquire listing a lease that is gone is told to drop it.
-  RecordProgressLocked(session, **s, progress, now, &result.commands);
-  result.durable_seq = ConfirmLocked(session, **s, published, now);
+  RecordProgressLocked(session, progress, now, &result.commands);
+  result.durable_seq = ConfirmLocked(session, published, now);
   result.commit_results = DecideCommits(session, commits, now);
-  result.confirmed = TakeDurableAcks(**s);
+  result.confirmed = TakeDurableAcks(session);
   TakePendingCommands(**s, &result.commands);
   MaybeEndLocked(now);
   if (state_ != JobState::kRunning) {
@@ -350,12 +305,12 @@ absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
   HeartbeatResult result;
   // Progress first: a lease confirmed in this very call is current until then
   // and must not be answered with CANCEL_SHARD.
-  RecordProgressLocked(session, **s, progress, now, &result.commands);
-  result.durable_seq = ConfirmLocked(session, **s, published, now);
+  RecordProgressLocked(session, progress, now, &result.commands);
+  result.durable_seq = ConfirmLocked(session, published, now);
   Session& me = **s;
   // After ConfirmLocked, which may queue commands for this very session.
   TakePendingCommands(me, &result.commands);
-  result.confirmed = TakeDurableAcks(me);
+  result.confirmed = TakeDurableAcks(session);
   MaybeEndLocked(now);
   if (state_ != JobState::kRunning) {
     result.commands.push_back(
@@ -365,17 +320,17 @@ absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
   return result;
 }
 
-absl::StatusOr<CommitResults> JobCoordinator::Commit(
+absl::StatusOr<CommitCallResult> JobCoordinator::Commit(
     SessionId session, const std::vector<CommitRequest>& commits,
     const std::vector<LeaseRef>& published) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   absl::StatusOr<Session*> s = LiveSession(session, now);
   if (!s.ok()) return s.status();
-  CommitResults out;
-  out.durable_seq = ConfirmLocked(session, **s, published, now);
+  CommitCallResult out;
+  out.durable_seq = ConfirmLocked(session, published, now);
   out.results = DecideCommits(session, commits, now);
-  out.confirmed = TakeDurableAcks(**s);
+  out.confirmed = TakeDurableAcks(session);
   TakePendingCommands(**s, &out.commands);
   MaybeEndLocked(now);
   return out;
@@ -422,10 +377,7 @@ uint64_t JobCoordinator::Tick() {
     });
     seq = std::max(seq, ApplyFleetOutcome(std::move(outcome), now));
   }
-  rate_samples_.push_back({now, table_.committed(), committed_records_});
-  while (rate_samples_.size() > 2 && now - rate_samples_.front().at > kRateWindow) {
-    rate_samples_.pop_front();
-  }
+  throughput_.Sample(now, table_.committed(), committed_records_);
   MaybeEndLocked(now);
   return seq;
 }
@@ -556,14 +508,9 @@ JobProgress JobCoordinator::Progress() const {
   p.speculative_leases = table_.speculative_leases();
   p.committed_records = committed_records_;
   p.elapsed = ended_at_.value_or(now) - started_at_;
-  if (rate_samples_.size() >= 2) {
-    const RateSample& a = rate_samples_.front();
-    const RateSample& b = rate_samples_.back();
-    const double secs = absl::ToDoubleSeconds(b.at - a.at);
-    if (secs > 0) {
-      p.shards_per_second = static_cast<double>(b.shards - a.shards) / secs;
-      p.records_per_second = static_cast<double>(b.records - a.records) / secs;
-    }
+  if (std::optional<JobThroughput::Rates> rates = throughput_.Current()) {
+    p.shards_per_second = rates->shards_per_second;
+    p.records_per_second = rates->records_per_second;
   }
   const uint64_t left = p.total_shards - p.committed_shards - p.quarantined_shards;
   if (left == 0) {
@@ -597,10 +544,10 @@ std::vector<SessionInfo> JobCoordinator::Sessions() const {
     info.registered_at = s.registered_at;
     info.last_seen = now - s.last_seen;
     info.leases_held = static_cast<uint32_t>(table_.LeaseCount(id));
-    info.shards_committed = s.shards_committed;
-    info.records_committed = s.records_committed;
-    info.records_per_second = s.records_per_second;
-    info.shards_per_second = s.shards_per_second;
+    info.shards_committed = s.throughput.shards();
+    info.records_committed = s.throughput.records();
+    info.records_per_second = s.throughput.records_per_second();
+    info.shards_per_second = s.throughput.shards_per_second();
     ordered.push_back({s.sequence, std::move(info)});
   }
   std::sort(ordered.begin(), ordered.end(),

@@ -10,16 +10,17 @@
 // disk: the caller only asks for the sync (group commit in the background).
 //
 //   JobCoordinator coordinator(&clock, &shards, journal.get(), options);
-//   auto reg = coordinator.Register({.task_type = "worker", .task_index = 3});
-//   auto got = coordinator.Acquire(reg->session, 16, {}, {});
-//   ... journal->Sync(got->durable_seq) before answering ...
+//   WorkerIdentity who;
+//   who.task_index = 3;
+//   absl::StatusOr<Registration> reg = coordinator.Register(who, /*held=*/{});
+//   absl::StatusOr<AcquireResult> got = coordinator.Acquire(reg->session, 16, {}, {});
+//   absl::Status durable = journal->Sync(got->durable_seq);  // before answering
 //
 // Thread-safe: one mutex serialises all state; no call blocks on I/O.
 #ifndef ELASTICBATCH_AIMASTER_CORE_JOB_COORDINATOR_H_
 #define ELASTICBATCH_AIMASTER_CORE_JOB_COORDINATOR_H_
 
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,9 +31,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "aimaster/core/clock.h"
+#include "aimaster/core/commit_acks.h"
 #include "aimaster/core/journal.h"
 #include "aimaster/core/shard_enumerator.h"
 #include "aimaster/core/shard_table.h"
+#include "aimaster/core/throughput.h"
 #include "aimaster/core/worker_fleet.h"
 
 namespace elasticbatch::aimaster {
@@ -50,15 +53,19 @@ struct CoordinatorOptions {
   // Duplicate a straggler's shard when it would take longer than this multiple
   // of the median shard time. Default: 3.
   double speculation_multiplier = 3.0;
+  // Duplicate stragglers' shards at all. Default: true.
   bool speculation = true;
   // Identifies the job in status and registration answers. Default: "elasticbatch".
   std::string job_id = "elasticbatch";
   // This job instance (the journal's job_uid), told to workers at
   // registration: they believe only end markers that name it. Default: none.
   std::string job_uid;
+  // The channels workers read shards from and publish outputs to, told to
+  // them at registration. Default: "data" and "output".
   std::string input_channel = "data";
   std::string output_channel = "output";
   // Set when the master launches its workers itself (`aimaster run`).
+  // Default: none (workers are launched by someone else).
   std::optional<FleetOptions> fleet;
 };
 
@@ -115,6 +122,7 @@ struct CommitRequest {
   uint64_t records = 0;
 };
 
+// The decision on one commit request (v1::CommitResult on the wire).
 struct CommitResult {
   LeaseRef lease;
   CommitDecision decision = CommitDecision::kLeaseLost;
@@ -150,12 +158,17 @@ struct HeartbeatResult {
   uint64_t durable_seq = 0;
 };
 
-struct CommitResults {
+// The answer to a Commit call: a CommitResult per request, and more.
+struct CommitCallResult {
   std::vector<CommitResult> results;
   std::vector<LeaseRef> confirmed;
   std::vector<WorkerCommand> commands;
   uint64_t durable_seq = 0;
 };
+
+// The former name of CommitCallResult (one letter from CommitResult), kept
+// only until the tests that still spell it move over.
+using CommitResults = CommitCallResult;
 
 struct FailResult {
   bool quarantined = false;
@@ -226,9 +239,9 @@ class JobCoordinator {
   absl::StatusOr<HeartbeatResult> Heartbeat(SessionId session,
                                             const std::vector<ProgressReport>& progress,
                                             const std::vector<LeaseRef>& published);
-  absl::StatusOr<CommitResults> Commit(SessionId session,
-                                       const std::vector<CommitRequest>& commits,
-                                       const std::vector<LeaseRef>& published);
+  absl::StatusOr<CommitCallResult> Commit(SessionId session,
+                                          const std::vector<CommitRequest>& commits,
+                                          const std::vector<LeaseRef>& published);
   // FAILED_PRECONDITION: the lease is not current (the message says why).
   absl::StatusOr<FailResult> Fail(SessionId session, LeaseRef lease,
                                   const std::string& error);
@@ -266,7 +279,7 @@ class JobCoordinator {
   // True once every live session has been told the job ended (END or STOP).
   bool AllSessionsToldEnd() const;
   const CoordinatorOptions& options() const { return options_; }
-  const ShardEnumerator& shards() const { return *shards_; }
+  const ShardEnumerator& enumerator() const { return *shards_; }
 
  private:
   struct Session {
@@ -280,30 +293,20 @@ class JobCoordinator {
     bool leases_expired = false;
     bool told_end = false;
     std::vector<WorkerCommand> pending;
-    uint64_t shards_committed = 0;
-    uint64_t records_committed = 0;
-    double records_per_second = 0;
-    double shards_per_second = 0;
-    // Commits since the last throughput sample.
-    std::optional<absl::Time> last_commit;
-    uint64_t pending_shards_for_rate = 0;
-    uint64_t pending_records_for_rate = 0;
-    // Confirmations received, to acknowledge once the journal is durable up to
-    // their commit's sequence (0: nothing to wait for).
-    absl::flat_hash_map<LeaseRef, uint64_t> awaiting_ack;
+    WorkerThroughput throughput{absl::InfinitePast()};  // reset at registration
   };
 
   absl::StatusOr<Session*> LiveSession(SessionId id, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Confirms published leases; returns the journal sequence to sync.
-  uint64_t ConfirmLocked(SessionId id, Session& s, const std::vector<LeaseRef>& published,
+  uint64_t ConfirmLocked(SessionId id, const std::vector<LeaseRef>& published,
                          absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t JournalCommit(SessionId id, const PublishedShard& published, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Forgets commits that are durable by now; returns the durable sequence.
-  uint64_t PruneDurableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How far the journal is durable (everything, without a journal).
+  uint64_t DurableSeqLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The session's confirmations whose commits are durable by now.
-  std::vector<LeaseRef> TakeDurableAcks(Session& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<LeaseRef> TakeDurableAcks(SessionId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the session's queued commands into `out`, skipping ones already there.
   void TakePendingCommands(Session& s, std::vector<WorkerCommand>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -314,9 +317,8 @@ class JobCoordinator {
   uint64_t JournalFailures(const FailOutcome& outcome) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void QueueRevocations(const std::vector<RevokedLease>& revoked)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RecordProgressLocked(SessionId id, Session& s,
-                            const std::vector<ProgressReport>& progress, absl::Time now,
-                            std::vector<WorkerCommand>* cancels)
+  void RecordProgressLocked(SessionId id, const std::vector<ProgressReport>& progress,
+                            absl::Time now, std::vector<WorkerCommand>* cancels)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeEndLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndLocked(JobState state, const std::string& reason, absl::Time now)
@@ -345,18 +347,9 @@ class JobCoordinator {
   std::optional<absl::Time> ended_at_ ABSL_GUARDED_BY(mu_);
   uint64_t committed_records_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t work_epoch_ ABSL_GUARDED_BY(mu_) = 0;
-  // (time, committed shards, committed records) samples for job-level rates.
-  struct RateSample {
-    absl::Time at;
-    uint64_t shards;
-    uint64_t records;
-  };
-  std::deque<RateSample> rate_samples_ ABSL_GUARDED_BY(mu_);
+  JobThroughput throughput_ ABSL_GUARDED_BY(mu_);
   std::optional<WorkerFleet> fleet_ ABSL_GUARDED_BY(mu_);
-  // Commits journalled but maybe not yet durable: (sequence, shard), in order,
-  // and shard -> sequence, so a re-sent confirmation waits for the same record.
-  std::deque<std::pair<uint64_t, uint64_t>> undurable_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint64_t, uint64_t> undurable_seq_ ABSL_GUARDED_BY(mu_);
+  CommitAcks acks_ ABSL_GUARDED_BY(mu_);
   std::vector<FleetDecision> fleet_decisions_ ABSL_GUARDED_BY(mu_);
 };
 

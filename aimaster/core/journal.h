@@ -23,7 +23,7 @@
 //  * an I/O error while reading is an error, never the end of the journal.
 //
 //   JournalReplay replay;
-//   replay.on_commit = [&](const CommitRecord& c) { table.RestoreCommitted(...); };
+//   replay.on_commit = [&](const CommitRecord& c) { coordinator.RestoreCommitted(c); };
 //   auto journal = Journal::Open(dir, header, replay);
 //   uint64_t seq = (*journal)->AppendCommit(record);   // cheap, in memory
 //   absl::Status s = (*journal)->Sync(seq);            // durable when OK

@@ -41,8 +41,8 @@ void ShardTable::RestoreQuarantined(uint64_t shard_id, std::vector<std::string> 
   quarantined_[shard_id] = std::move(errors);
 }
 
-LeasedShard ShardTable::LeaseLocked(uint64_t id, ActiveShard& shard, SessionId session,
-                                    absl::Time now, bool speculative) {
+LeasedShard ShardTable::GrantLease(uint64_t id, ActiveShard& shard, SessionId session,
+                                   absl::Time now, bool speculative) {
   Lease lease;
   lease.attempt = ++shard.last_attempt;
   lease.session = session;
@@ -53,6 +53,7 @@ LeasedShard ShardTable::LeaseLocked(uint64_t id, ActiveShard& shard, SessionId s
   if (speculative) ++speculative_leases_;
   shard.leases.push_back(lease);
   by_session_[session].insert(id);
+  UpdatePolicy(id);
   return LeasedShard{shards_->Describe(id), lease.attempt, speculative};
 }
 
@@ -65,12 +66,12 @@ std::vector<LeasedShard> ShardTable::Acquire(SessionId session, uint32_t max_n,
     auto it = active_.find(id);
     if (it == active_.end() || !it->second.queued) continue;  // stale entry
     it->second.queued = false;
-    out.push_back(LeaseLocked(id, it->second, session, now, false));
+    out.push_back(GrantLease(id, it->second, session, now, false));
   }
   while (out.size() < max_n && cursor_ < total()) {
     const uint64_t id = cursor_++;
     if (IsDone(id) || active_.contains(id)) continue;
-    out.push_back(LeaseLocked(id, active_[id], session, now, false));
+    out.push_back(GrantLease(id, active_[id], session, now, false));
   }
   return out;
 }
@@ -100,6 +101,21 @@ void ShardTable::DropLease(uint64_t id, ActiveShard& shard, size_t index,
     --leased_shards_;
     Enqueue(id, shard);
   }
+  UpdatePolicy(id);
+}
+
+void ShardTable::UpdatePolicy(uint64_t id) {
+  absl::InlinedVector<LeaseState, 2> leases;
+  bool running = false;
+  if (auto it = active_.find(id); it != active_.end()) {
+    for (const Lease& l : it->second.leases) {
+      leases.push_back(
+          {l.session, l.granted_at, l.started_at, l.units_done, l.commit_granted});
+      running = running || (l.started_at && !l.commit_granted);
+    }
+  }
+  // Only a running lease's estimate needs the shard's size.
+  policy_.Update(id, running ? shards_->ShardUnits(id) : 0, leases);
 }
 
 absl::StatusOr<size_t> ShardTable::FindLease(SessionId session, LeaseRef lease) const {
@@ -159,6 +175,7 @@ absl::Status ShardTable::RecordProgress(SessionId session, LeaseRef lease,
   l.renewed_at = now;
   l.records_done = std::max(l.records_done, records_done);
   l.units_done = std::max(l.units_done, units_done);
+  UpdatePolicy(lease.shard_id);
   return absl::OkStatus();
 }
 
@@ -231,10 +248,11 @@ CommitOutcome ShardTable::RequestCommit(SessionId session, LeaseRef lease,
   mine.commit_records = records;
   recent_shard_times_.push_back(now - *mine.started_at);
   if (recent_shard_times_.size() > kShardTimeSamples) recent_shard_times_.pop_front();
+  UpdatePolicy(lease.shard_id);
   return {CommitDecision::kGranted, ""};
 }
 
-PublishedShard ShardTable::CommitLocked(uint64_t id, size_t winner, absl::Time /*now*/) {
+PublishedShard ShardTable::CommitShard(uint64_t id, size_t winner, absl::Time /*now*/) {
   ActiveShard& shard = active_.at(id);
   const Lease& w = shard.leases[winner];
   PublishedShard out;
@@ -253,6 +271,7 @@ PublishedShard ShardTable::CommitLocked(uint64_t id, size_t winner, absl::Time /
   --leased_shards_;
   active_.erase(id);
   MarkDone(id);
+  UpdatePolicy(id);
   return out;
 }
 
@@ -269,7 +288,7 @@ absl::StatusOr<PublishedShard> ShardTable::ConfirmPublished(SessionId session,
     return absl::FailedPreconditionError(
         absl::StrCat("lease ", LeaseName(lease), " published without a commit grant"));
   }
-  return CommitLocked(lease.shard_id, *index, now);
+  return CommitShard(lease.shard_id, *index, now);
 }
 
 void ShardTable::Quarantine(uint64_t id, FailOutcome* outcome) {
@@ -285,6 +304,7 @@ void ShardTable::Quarantine(uint64_t id, FailOutcome* outcome) {
   quarantined_[id] = std::move(shard.errors);
   active_.erase(id);
   MarkDone(id);
+  UpdatePolicy(id);
 }
 
 void ShardTable::CountFailure(uint64_t id, const std::string& error,
@@ -334,6 +354,7 @@ bool ShardTable::Reclaim(SessionId session, LeaseRef lease, bool started,
   shard.leases.push_back(l);
   ++leased_shards_;
   by_session_[session].insert(lease.shard_id);
+  UpdatePolicy(lease.shard_id);
   return true;
 }
 
@@ -369,7 +390,7 @@ std::optional<PublishedShard> ShardTable::AdoptPublished(SessionId session,
   }
   shard.leases[winner].commit_granted = true;
   shard.leases[winner].commit_records = records;
-  return CommitLocked(lease.shard_id, winner, now);
+  return CommitShard(lease.shard_id, winner, now);
 }
 
 FailOutcome ShardTable::ReleaseSession(SessionId session, const std::string& reason,
@@ -431,76 +452,7 @@ std::optional<uint64_t> ShardTable::PickStraggler(SessionId for_session,
                                                   absl::Time now) const {
   const std::optional<absl::Duration> median = MedianShardTime();
   if (!median) return std::nullopt;
-  // A started lease's time left, from its own progress; without progress yet,
-  // at least as long as it has run and not shorter than a usual shard.
-  struct Estimate {
-    absl::Duration left;
-    absl::Duration total;
-  };
-  auto estimate = [&](uint64_t id, const Lease& l) {
-    const absl::Duration elapsed = now - *l.started_at;
-    const uint64_t units = shards_->ShardUnits(id);
-    absl::Duration total;
-    if (l.units_done > 0 && units > 0) {
-      total = elapsed / std::min(1.0, static_cast<double>(l.units_done) / units);
-    } else {
-      total = std::max(elapsed * 2, *median);
-    }
-    return Estimate{std::max(total - elapsed, absl::ZeroDuration()), total};
-  };
-  // Pass 1: per session, the time its running shards still need and its pace;
-  // prefetched shards start only after those.
-  struct Pace {
-    absl::Duration busy_for = absl::ZeroDuration();
-    absl::Duration shard_time = absl::ZeroDuration();
-  };
-  absl::flat_hash_map<SessionId, Pace> pace;
-  for (const auto& [id, shard] : active_) {
-    for (const Lease& l : shard.leases) {
-      if (!l.started_at || l.commit_granted) continue;
-      const Estimate e = estimate(id, l);
-      Pace& p = pace[l.session];
-      p.busy_for = std::max(p.busy_for, e.left);
-      p.shard_time = std::max(p.shard_time, e.total);
-    }
-  }
-  // Pass 2: the single-leased shard with the most time left.
-  std::optional<uint64_t> best;
-  absl::Duration best_left = absl::ZeroDuration();
-  auto consider = [&](uint64_t id, absl::Duration left) {
-    if (left > best_left || (left == best_left && best && id < *best)) {
-      best_left = left;
-      best = id;
-    }
-  };
-  std::vector<std::pair<absl::Time, uint64_t>> unstarted;
-  for (const auto& [id, shard] : active_) {
-    if (shard.leases.size() != 1) continue;
-    const Lease& l = shard.leases[0];
-    if (l.session == for_session || l.commit_granted) continue;
-    if (l.started_at) {
-      consider(id, estimate(id, l).left);
-    } else {
-      unstarted.push_back({l.granted_at, id});
-    }
-  }
-  // Prefetched shards wait for their worker's running work, then take a
-  // shard time each, in the order they were leased.
-  std::sort(unstarted.begin(), unstarted.end());
-  absl::flat_hash_map<SessionId, int> queued_seen;
-  for (const auto& [granted, id] : unstarted) {
-    const Lease& l = active_.at(id).leases[0];
-    auto it = pace.find(l.session);
-    const absl::Duration busy_for =
-        it == pace.end() ? absl::ZeroDuration() : it->second.busy_for;
-    const absl::Duration shard_time =
-        it == pace.end() || it->second.shard_time == absl::ZeroDuration()
-            ? *median
-            : it->second.shard_time;
-    consider(id, busy_for + shard_time * (++queued_seen[l.session]));
-  }
-  if (!best || best_left <= *median * multiplier) return std::nullopt;
-  return best;
+  return policy_.PickStraggler(for_session, *median, multiplier, now);
 }
 
 std::optional<uint64_t> ShardTable::PickStealable(SessionId for_session,
@@ -508,35 +460,7 @@ std::optional<uint64_t> ShardTable::PickStealable(SessionId for_session,
                                                   absl::Time now) const {
   const std::optional<absl::Duration> median = MedianShardTime();
   if (!median) return std::nullopt;
-  // How long each session is still busy with the shards it has started.
-  absl::flat_hash_map<SessionId, absl::Duration> busy_for;
-  for (const auto& [id, shard] : active_) {
-    for (const Lease& l : shard.leases) {
-      if (!l.started_at || l.commit_granted) continue;
-      const absl::Duration elapsed = now - *l.started_at;
-      const uint64_t units = shards_->ShardUnits(id);
-      absl::Duration total = std::max(elapsed * 2, *median);
-      if (l.units_done > 0 && units > 0) {
-        total = elapsed / std::min(1.0, static_cast<double>(l.units_done) / units);
-      }
-      absl::Duration& b = busy_for[l.session];
-      b = std::max(b, total - elapsed);
-    }
-  }
-  std::optional<uint64_t> best;
-  absl::Duration best_wait = min_wait;
-  for (const auto& [id, shard] : active_) {
-    if (shard.leases.size() != 1) continue;
-    const Lease& l = shard.leases[0];
-    if (l.session == for_session || l.started_at || l.commit_granted) continue;
-    auto it = busy_for.find(l.session);
-    if (it == busy_for.end()) continue;  // its holder is idle: it will start it now
-    if (it->second > best_wait || (it->second == best_wait && best && id < *best)) {
-      best_wait = it->second;
-      best = id;
-    }
-  }
-  return best;
+  return policy_.PickStealable(for_session, *median, min_wait, now);
 }
 
 LeasedShard ShardTable::Steal(uint64_t shard_id, SessionId session, absl::Time now,
@@ -550,12 +474,12 @@ LeasedShard ShardTable::Steal(uint64_t shard_id, SessionId session, absl::Time n
   DropLease(shard_id, shard, 0, revoked->reason);
   // DropLease queued the shard; take it straight back for `session`.
   shard.queued = false;
-  return LeaseLocked(shard_id, shard, session, now, false);
+  return GrantLease(shard_id, shard, session, now, false);
 }
 
 LeasedShard ShardTable::LeaseDuplicate(uint64_t shard_id, SessionId session,
                                        absl::Time now) {
-  return LeaseLocked(shard_id, active_.at(shard_id), session, now, true);
+  return GrantLease(shard_id, active_.at(shard_id), session, now, true);
 }
 
 std::vector<ShardSnapshot> ShardTable::Snapshot(bool quarantined_only, size_t limit,
@@ -590,12 +514,15 @@ std::vector<ShardSnapshot> ShardTable::Snapshot(bool quarantined_only, size_t li
       s.queued = shard.queued;
       s.errors = shard.errors;
       for (const Lease& l : shard.leases) {
-        s.leases.push_back({{id, l.attempt},
-                            l.session,
-                            l.records_done,
-                            now - l.granted_at,
-                            l.speculative,
-                            l.commit_granted});
+        s.leases.push_back(
+            {{id, l.attempt},
+             l.session,
+             l.records_done,
+             now - l.granted_at,
+             l.speculative,
+             l.commit_granted,
+             l.started_at ? std::optional(now - *l.started_at) : std::nullopt,
+             l.units_done});
       }
     }
     if (!add(std::move(s))) break;

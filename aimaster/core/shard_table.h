@@ -17,10 +17,14 @@
 // Exactly one lease of a shard can hold the commit grant; the shard is committed
 // when that lease confirms it published its output.
 //
-//   ShardTable table(&shards, {.max_attempts = 3});
-//   auto leased = table.Acquire(session, 16, now);
+//   ShardTableOptions options;
+//   options.max_attempts = 3;
+//   ShardTable table(&shards, options);
+//   std::vector<LeasedShard> leased = table.Acquire(session, 16, now);
+//   LeaseRef lease{leased[0].shard.id, leased[0].attempt};
 //   CommitOutcome c = table.RequestCommit(session, lease, records, now);  // kGranted
-//   auto published = table.ConfirmPublished(session, lease, now);  // journal it
+//   absl::StatusOr<PublishedShard> published =
+//       table.ConfirmPublished(session, lease, now);  // journal it
 //
 // Not thread-safe: the JobCoordinator serialises all calls under its mutex.
 #ifndef ELASTICBATCH_AIMASTER_CORE_SHARD_TABLE_H_
@@ -38,24 +42,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "aimaster/core/ids.h"
 #include "aimaster/core/journal.h"
 #include "aimaster/core/shard_enumerator.h"
+#include "aimaster/core/speculation_policy.h"
 
 namespace elasticbatch::aimaster {
-
-using SessionId = uint64_t;
-
-struct LeaseRef {
-  uint64_t shard_id = 0;
-  uint32_t attempt = 0;
-  friend bool operator==(const LeaseRef& a, const LeaseRef& b) {
-    return a.shard_id == b.shard_id && a.attempt == b.attempt;
-  }
-  template <typename H>
-  friend H AbslHashValue(H h, const LeaseRef& l) {
-    return H::combine(std::move(h), l.shard_id, l.attempt);
-  }
-};
 
 struct LeasedShard {
   ShardDescriptor shard;
@@ -108,6 +100,9 @@ struct ShardSnapshot {
     absl::Duration age;
     bool speculative = false;
     bool commit_granted = false;
+    // Since the holder began processing it; unset while only prefetched.
+    std::optional<absl::Duration> running_for;
+    uint64_t units_done = 0;
   };
   ShardDescriptor shard;
   bool quarantined = false;
@@ -130,6 +125,7 @@ class ShardTable {
   // The in-flight shard with the largest estimated remaining time, if that
   // time exceeds `multiplier` x the median shard time; never one of
   // `for_session`'s own shards, never one already duplicated or granted.
+  // Decided by the SpeculationPolicy (as is PickStealable).
   std::optional<uint64_t> PickStraggler(SessionId for_session, double multiplier,
                                         absl::Time now) const;
   // Leases an in-flight shard a second time (speculative duplicate).
@@ -231,8 +227,8 @@ class ShardTable {
 
   bool IsDone(uint64_t id) const { return (done_bits_[id >> 6] >> (id & 63)) & 1; }
   void MarkDone(uint64_t id);
-  LeasedShard LeaseLocked(uint64_t id, ActiveShard& shard, SessionId session,
-                          absl::Time now, bool speculative);
+  LeasedShard GrantLease(uint64_t id, ActiveShard& shard, SessionId session,
+                         absl::Time now, bool speculative);
   // Removes `id` from the shards `session` holds (by_session_).
   void ForgetHeld(SessionId session, uint64_t id);
   // Removes leases[index], remembering `reason`; requeues the shard when no
@@ -240,10 +236,13 @@ class ShardTable {
   void DropLease(uint64_t id, ActiveShard& shard, size_t index,
                  const std::string& reason);
   void Enqueue(uint64_t id, ActiveShard& shard);
+  // Tells the policy the current leases of shard `id`; called after every
+  // change to them.
+  void UpdatePolicy(uint64_t id);
   // Returns the index of `lease` among the shard's current leases held by
   // `session`, or an error saying why it is not current.
   absl::StatusOr<size_t> FindLease(SessionId session, LeaseRef lease) const;
-  PublishedShard CommitLocked(uint64_t id, size_t winner, absl::Time now);
+  PublishedShard CommitShard(uint64_t id, size_t winner, absl::Time now);
   // Records a failure; quarantines the shard after max_attempts of them.
   void CountFailure(uint64_t id, const std::string& error, FailOutcome* outcome);
   void Quarantine(uint64_t id, FailOutcome* outcome);
@@ -260,6 +259,7 @@ class ShardTable {
   uint64_t leased_shards_ = 0;
   uint64_t speculative_leases_ = 0;
   std::deque<absl::Duration> recent_shard_times_;
+  SpeculationPolicy policy_;
 };
 
 }  // namespace elasticbatch::aimaster

@@ -28,10 +28,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "aimaster/core/ids.h"
 
 namespace elasticbatch::aimaster {
-
-using SessionId = uint64_t;
 
 enum class RestartPolicy {
   kOnFailure,  // restart on any failure

@@ -71,7 +71,7 @@ grpc::ServerUnaryReactor* AimasterService::RegisterWorker(
   job->set_input_channel(options.input_channel);
   job->set_output_channel(options.output_channel);
   job->set_total_shards(progress.total_shards);
-  job->set_unit(ToProto(coordinator_->shards().unit()));
+  job->set_unit(ToProto(coordinator_->enumerator().unit()));
   for (const LeaseRef& l : reg->reclaimed) ToProto(l, response->add_reclaimed());
   for (const LeaseRef& l : reg->refused) ToProto(l, response->add_refused());
   FinishAfterDurable(reactor, reg->durable_seq);
@@ -237,7 +237,7 @@ grpc::ServerUnaryReactor* AimasterService::CommitShard(
     grpc::CallbackServerContext* ctx, const v1::CommitShardRequest* request,
     v1::CommitShardResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::StatusOr<CommitResults> result =
+  absl::StatusOr<CommitCallResult> result =
       coordinator_->Commit(request->session_id(), FromProto(request->commits()),
                            FromProto(request->published()));
   if (!result.ok()) {
