@@ -24,6 +24,15 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const WorkerOptions& opti
   return std::unique_ptr<Worker>(new Worker(std::move(*core)));
 }
 
+absl::StatusOr<std::unique_ptr<Worker>> internal::WorkerFactory::Create(
+    const WorkerOptions& options, std::unique_ptr<MasterClient> master,
+    std::shared_ptr<const Clock> clock) {
+  absl::StatusOr<std::shared_ptr<WorkerCore>> core =
+      WorkerCore::Start(options, std::move(master), std::move(clock));
+  if (!core.ok()) return core.status();
+  return std::unique_ptr<Worker>(new Worker(std::move(*core)));
+}
+
 absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(
     const WorkerOptions& overrides) {
   WorkerOptions options = overrides;

@@ -34,6 +34,7 @@ namespace elasticbatch {
 
 namespace internal {
 class WorkerCore;
+class WorkerFactory;
 }  // namespace internal
 
 struct WorkerOptions {
@@ -94,6 +95,7 @@ class Worker {
   uint32_t task_index() const;
 
  private:
+  friend class internal::WorkerFactory;
   explicit Worker(std::shared_ptr<internal::WorkerCore> core);
   std::shared_ptr<internal::WorkerCore> core_;
 };
