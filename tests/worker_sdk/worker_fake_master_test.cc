@@ -1,7 +1,9 @@
 // The worker SDK against a hand-written fake master (tests/worker_sdk/
-// fake_master.h) and, where time matters, a fake clock: lease renewal, with
-// no server, no port and no sleeps. worker_test.cc keeps the cases where
+// fake_master.h) and, where time matters, a fake clock: the loop API
+// (Worker::Shards, Shard::OpenLines, Shard::OpenOutput) and lease renewal,
+// with no server, no port and no sleeps. worker_test.cc keeps the cases where
 // the wire and the real master are the point.
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -63,6 +65,159 @@ Started Start(const Job& job, FakeMaster::Options master_options = {},
   EXPECT_TRUE(worker.ok()) << worker.status();
   if (worker.ok()) s.worker = std::move(*worker);
   return s;
+}
+
+std::string Predict(const std::string& line) { return line; }
+
+// The loop of README.md's SDK section (but for the counter and the layout): every
+// line copied once, each shard committed exactly once, the range ends with
+// the job.
+// `worker` as Worker::FromEnvironment() returns it.
+int ReadmeLoop(absl::StatusOr<std::unique_ptr<Worker>>& worker, int* shards) {
+  for (absl::StatusOr<elasticbatch::Shard>& shard :
+       (*worker)->Shards()) {   // ends with the job
+    if (!shard.ok()) return 1;  // the master was lost
+    ++*shards;
+    auto lines = shard->OpenLines();  // reports progress as it reads
+    auto out = shard->OpenOutput();   // staged in the output channel
+    if (!lines.ok()) {
+      (void)shard->Fail(lines.status());
+      continue;
+    }
+    if (!out.ok()) {
+      (void)shard->Fail(out.status());
+      continue;
+    }
+    std::string line;
+    absl::StatusOr<bool> more;
+    // A failed write is sticky: Commit() then returns it and publishes nothing.
+    while ((more = (*lines)->Next(&line)).ok() && *more)
+      (void)(*out)->WriteLine(Predict(line));
+    absl::Status s =
+        more.ok() ? (*out)->Commit() : more.status();  // published exactly once
+    if (!s.ok() && !absl::IsAborted(s))
+      (void)shard->Fail(s);  // ABORTED: another attempt won
+  }
+  return 0;
+}
+
+TEST(WorkerOnFakeMasterTest, TheShardRangeEndsWithTheJob) {
+  Job job;
+  Started s = Start(job);
+  ASSERT_NE(s.worker, nullptr);
+  absl::StatusOr<std::unique_ptr<Worker>> worker = std::move(s.worker);
+  int shards = 0;
+  EXPECT_EQ(ReadmeLoop(worker, &shards), 0);
+  EXPECT_EQ(shards, 4);
+  EXPECT_TRUE((*worker)->job_over());
+  EXPECT_TRUE((*worker)->job_succeeded());
+  std::string all;
+  for (int i = 0; i < 4; ++i) {
+    all += testing::ReadFileOrEmpty(absl::StrFormat("%s/part-%05d", job.out, i));
+  }
+  EXPECT_EQ(all, job.content);
+  for (const auto& [id, commits] : s.master->commits()) EXPECT_EQ(commits, 1) << id;
+  EXPECT_EQ(s.master->commits().size(), 4u);
+  EXPECT_TRUE(s.master->failed().empty());
+}
+
+TEST(WorkerOnFakeMasterTest, TheShardRangeYieldsAnErrorOnceAndStops) {
+  Job job;
+  Started s = Start(job);
+  ASSERT_NE(s.worker, nullptr);
+  // Not transient: the worker gives up at once and the range says why.
+  s.master->FailNextCalls(1000, absl::PermissionDeniedError("bad token"));
+  std::vector<absl::StatusCode> seen;
+  for (absl::StatusOr<Shard>& shard : s.worker->Shards()) {
+    seen.push_back(shard.status().code());
+    if (shard.ok()) (void)shard->Commit();
+  }
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), absl::StatusCode::kPermissionDenied);
+  // Shards prefetched before the failure may come first; the error comes once.
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), absl::StatusCode::kPermissionDenied), 1);
+}
+
+TEST(WorkerOnFakeMasterTest, OpenOutputPublishesOnceAndACommitCannotRepeat) {
+  Job job;
+  Started s = Start(job);
+  ASSERT_NE(s.worker, nullptr);
+  absl::StatusOr<std::optional<Shard>> next = s.worker->NextShard();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  Shard& shard = **next;
+  auto out = shard.OpenOutput();
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ((*out)->final_path(), job.out + "/" + shard.output_name());
+  ASSERT_TRUE((*out)->WriteLine("result").ok());
+  ASSERT_TRUE((*out)->Commit().ok());
+  const absl::Status again = (*out)->Commit();
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition) << again;
+  EXPECT_EQ(shard.Commit().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(testing::ReadFileOrEmpty((*out)->final_path()), "result\n");
+  EXPECT_THAT(s.master->commits(), ElementsAre(::testing::Pair(shard.id(), 1)));
+}
+
+TEST(WorkerOnFakeMasterTest, TheLineReaderReportsProgressToTheShard) {
+  Job job;
+  FakeMaster::Options mo;
+  mo.heartbeat_interval = absl::Milliseconds(20);
+  Started s = Start(job, mo);
+  ASSERT_NE(s.worker, nullptr);
+  absl::StatusOr<std::optional<Shard>> next = s.worker->NextShard();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  Shard& shard = **next;
+  auto lines = shard.OpenLines();
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  std::string line;
+  ASSERT_TRUE(*(*lines)->Next(&line));
+  ASSERT_TRUE(*(*lines)->Next(&line));
+  EXPECT_EQ(shard.records(), 2u);
+  // The heartbeat carries it to the master without a ReportProgress call.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (s.master->progress(shard.id()).first != 2 && absl::Now() < deadline) {
+    ASSERT_TRUE(s.master->AwaitCallAt(absl::Now()));
+  }
+  EXPECT_EQ(s.master->progress(shard.id()), std::make_pair(uint64_t{2}, uint64_t{20}));
+}
+
+TEST(WorkerOnFakeMasterTest, TheLineReaderStopsWhenTheShardIsCancelled) {
+  Job job;
+  FakeMaster::Options mo;
+  mo.heartbeat_interval = absl::Milliseconds(20);
+  Started s = Start(job, mo);
+  ASSERT_NE(s.worker, nullptr);
+  absl::StatusOr<std::optional<Shard>> next = s.worker->NextShard();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  Shard& shard = **next;
+  auto lines = shard.OpenLines();
+  auto out = shard.OpenOutput();
+  ASSERT_TRUE(lines.ok() && out.ok());
+  std::string line;
+  ASSERT_TRUE(*(*lines)->Next(&line));
+  ASSERT_TRUE((*out)->WriteLine(line).ok());
+  s.master->Cancel(shard.id());  // a duplicate won
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!shard.cancelled() && absl::Now() < deadline) {
+    ASSERT_TRUE(s.master->AwaitCallAt(absl::Now()));
+  }
+  ASSERT_TRUE(shard.cancelled());
+  EXPECT_FALSE(*(*lines)->Next(&line));
+  EXPECT_EQ((*out)->Commit().code(), absl::StatusCode::kAborted);
+  EXPECT_FALSE(std::filesystem::exists((*out)->final_path()));
+  EXPECT_TRUE(s.master->commits().empty());
+}
+
+TEST(WorkerOnFakeMasterTest, OpenLinesRefusesARecordsShard) {
+  Job job;
+  std::vector<v1::Shard> shards = job.shards();
+  for (v1::Shard& shard : shards) shard.set_unit(v1::SHARD_UNIT_RECORDS);
+  auto master = std::make_unique<FakeMaster>(shards);
+  auto worker = internal::WorkerFactory::Create(job.options(), std::move(master),
+                                                std::make_shared<internal::RealClock>());
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  absl::StatusOr<std::optional<Shard>> next = (*worker)->NextShard();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  EXPECT_EQ((*next)->OpenLines().status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 // A slow shard takes three lease timeouts of (fake) time while two more sit

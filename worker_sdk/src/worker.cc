@@ -62,6 +62,33 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(
 }
 
 absl::StatusOr<std::optional<Shard>> Worker::NextShard() { return core_->NextShard(); }
+
+ShardRange::Iterator ShardRange::begin() {
+  if (!started_) {
+    started_ = true;
+    Advance();
+  }
+  return Iterator(this);
+}
+
+void ShardRange::Advance() {
+  // Release the previous shard before waiting: an unfinished one goes back to
+  // the master now rather than when the next one arrives.
+  current_ = absl::UnknownError("no shard");
+  if (failed_) {
+    done_ = true;
+    return;
+  }
+  absl::StatusOr<std::optional<Shard>> next = worker_->NextShard();
+  if (!next.ok()) {
+    current_ = next.status();
+    failed_ = true;
+  } else if (!next->has_value()) {
+    done_ = true;
+  } else {
+    current_ = std::move(**next);
+  }
+}
 bool Worker::job_over() const { return core_->ended(); }
 bool Worker::job_succeeded() const { return core_->job_succeeded(); }
 std::string Worker::end_reason() const { return core_->end_reason(); }
