@@ -76,6 +76,16 @@ class FakeMaster final : public internal::MasterClient {
     fail_calls_ = n;
     fail_status_ = std::move(status);
   }
+  // As a master restarted from its journal: sessions are forgotten (calls get
+  // NOT_FOUND until the worker registers again), leases are kept.
+  void ForgetSessions() {
+    absl::MutexLock lock(&mu_);
+    session_ += 1000;
+  }
+  int registrations() const {
+    absl::MutexLock lock(&mu_);
+    return registrations_;
+  }
   // Tells the holder of `shard_id` to cancel it with the next answer.
   void Cancel(uint64_t shard_id) {
     absl::MutexLock lock(&mu_);
@@ -133,6 +143,7 @@ class FakeMaster final : public internal::MasterClient {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = Injected(); !s.ok()) return s;
     Expire();
+    ++registrations_;
     response->set_session_id(++session_);
     SetDuration(options_.heartbeat_interval, response->mutable_heartbeat_interval());
     SetDuration(options_.lease_timeout, response->mutable_lease_timeout());
@@ -290,6 +301,7 @@ class FakeMaster final : public internal::MasterClient {
   std::vector<LeaseKey> cancels_ ABSL_GUARDED_BY(mu_);
   uint64_t session_ ABSL_GUARDED_BY(mu_) = 0;
   int heartbeats_ ABSL_GUARDED_BY(mu_) = 0;
+  int registrations_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_call_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int fail_calls_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status fail_status_ ABSL_GUARDED_BY(mu_);

@@ -4,9 +4,11 @@
 // with no server, no port and no sleeps. worker_test.cc keeps the cases where
 // the wire and the real master are the point.
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -265,6 +267,74 @@ TEST(WorkerOnFakeMasterTest, PrefetchedAndSlowShardsKeepTheirLeasesThroughHeartb
   EXPECT_TRUE(s.worker->job_succeeded());
   EXPECT_EQ(s.master->commits().size(), 4u);
   for (const auto& [id, commits] : s.master->commits()) EXPECT_EQ(commits, 1) << id;
+}
+
+// Backoff runs on the injected clock: an unreachable master is retried until
+// it answers, and given up master_lost_timeout after it stopped answering,
+// with no real waiting.
+TEST(WorkerOnFakeMasterTest, AnUnreachableMasterIsRetriedAndGivenUpOnFakeTime) {
+  Job job;
+  auto clock = std::make_shared<internal::FakeClock>();
+  FakeMaster::Options mo;
+  mo.clock = clock.get();
+  mo.lease_timeout = absl::Hours(1);
+  WorkerOptions o = job.options();
+  o.prefetch = 0;
+  o.master_lost_timeout = absl::Minutes(10);
+  o.max_backoff = absl::Seconds(5);
+  Started s = Start(job, mo, clock, o);
+  ASSERT_NE(s.worker, nullptr);
+  // Drives fake time while `done` is false: each step lets any backoff expire.
+  auto drive = [&](const std::atomic<bool>& done) {
+    for (int step = 0; step < 1000 && !done; ++step) {
+      clock->BlockUntilWaiting(1, absl::Milliseconds(50));
+      clock->Advance(o.max_backoff);
+    }
+  };
+
+  s.master->FailNextCalls(5, absl::UnavailableError("connection refused"));
+  std::atomic<bool> got{false};
+  absl::StatusOr<std::optional<Shard>> first;
+  std::thread user([&] {
+    first = s.worker->NextShard();
+    got = true;
+  });
+  drive(got);
+  user.join();
+  ASSERT_TRUE(first.ok() && first->has_value()) << first.status();
+  EXPECT_TRUE((*first)->Commit().ok());
+
+  const absl::Time lost = clock->Now();
+  s.master->FailNextCalls(1 << 30, absl::UnavailableError("connection refused"));
+  got = false;
+  absl::StatusOr<std::optional<Shard>> next;
+  user = std::thread([&] {
+    next = s.worker->NextShard();
+    got = true;
+  });
+  drive(got);
+  user.join();
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kUnavailable) << next.status();
+  EXPECT_THAT(std::string(next.status().message()), HasSubstr("unreachable"));
+  EXPECT_GT(clock->Now() - lost, o.master_lost_timeout);
+  EXPECT_LT(clock->Now() - lost, o.master_lost_timeout + absl::Minutes(1));
+}
+
+// A master restarted from its journal forgets sessions: the worker registers
+// again with the leases it holds, and its shard is still its own to commit.
+TEST(WorkerOnFakeMasterTest, AfterAMasterRestartTheWorkerRegistersWithItsLeases) {
+  Job job;
+  WorkerOptions o = job.options();
+  o.prefetch = 0;
+  Started s = Start(job, {}, nullptr, o);
+  ASSERT_NE(s.worker, nullptr);
+  absl::StatusOr<std::optional<Shard>> shard = s.worker->NextShard();
+  ASSERT_TRUE(shard.ok() && shard->has_value());
+  s.master->ForgetSessions();
+  EXPECT_TRUE((*shard)->Commit().ok());
+  EXPECT_EQ(s.master->registrations(), 2);
+  EXPECT_THAT(s.master->expired(), ::testing::IsEmpty());
+  EXPECT_EQ(s.master->commits().at((*shard)->id()), 1);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -50,34 +51,43 @@ class FakeClock final : public Clock {
   // re-checks fake time every millisecond of real time.
   bool AwaitWithDeadline(absl::Mutex* mu, const absl::Condition& condition,
                          absl::Time deadline) const override {
-    if (condition.Eval()) return true;
-    if (Now() >= deadline) return false;
-    SetWaiting(+1);
-    while (!condition.Eval() && Now() < deadline) {
+    const char token = 0;  // its address names this wait
+    while (true) {
+      const absl::Time now = Now();
+      if (condition.Eval() || now >= deadline) break;
+      Saw(&token, now);
       mu->AwaitWithTimeout(condition, absl::Milliseconds(1));
     }
-    SetWaiting(-1);
+    Forget(&token);
     return condition.Eval();
   }
-  // Blocks until `n` threads wait for fake time to pass (so a test advances
-  // time only once the worker is idle); false after `patience` of real time.
+  // Blocks until `n` threads wait for fake time to pass and have seen the
+  // current time (so a test advances time only once the worker is idle at
+  // the time it last set); false after `patience` of real time.
   bool BlockUntilWaiting(int n, absl::Duration patience = absl::Seconds(10)) const {
     absl::MutexLock lock(&waiting_mu_);
     auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(waiting_mu_) {
-      return waiting_ >= n;
+      int current = 0;
+      for (const auto& [wait, seen] : waiting_) current += seen == nanos_.load();
+      return current >= n;
     };
     return waiting_mu_.AwaitWithTimeout(absl::Condition(&reached), patience);
   }
 
  private:
-  void SetWaiting(int delta) const {
+  void Saw(const void* wait, absl::Time now) const {
     absl::MutexLock lock(&waiting_mu_);
-    waiting_ += delta;
+    waiting_[wait] = absl::ToUnixNanos(now);
+  }
+  void Forget(const void* wait) const {
+    absl::MutexLock lock(&waiting_mu_);
+    waiting_.erase(wait);
   }
 
   std::atomic<int64_t> nanos_;
   mutable absl::Mutex waiting_mu_;
-  mutable int waiting_ ABSL_GUARDED_BY(waiting_mu_) = 0;
+  // Each wait in progress -> the fake time it last saw.
+  mutable std::map<const void*, int64_t> waiting_ ABSL_GUARDED_BY(waiting_mu_);
 };
 
 }  // namespace elasticbatch::internal
