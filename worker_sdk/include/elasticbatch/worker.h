@@ -42,20 +42,22 @@ class WorkerFactory;
 }  // namespace internal
 
 struct WorkerOptions {
-  // host:port of the AIMaster. Default (FromEnvironment): $AIMASTER_ADDR.
+  // host:port of the AIMaster; required. Default: empty; FromEnvironment():
+  // $AIMASTER_ADDR.
   std::string master_address;
-  // This instance's index. Default (FromEnvironment): ELASTICBATCH_CONFIG task.index.
+  // This instance's index. Default: 0; FromEnvironment(): ELASTICBATCH_CONFIG's
+  // task.index.
   uint32_t task_index = 0;
-  // Launch attempt of this instance. Default (FromEnvironment): $ELASTICBATCH_ATTEMPT or
-  // 0.
+  // Launch attempt of this instance. Default: 0; FromEnvironment():
+  // $ELASTICBATCH_ATTEMPT, else 0.
   uint32_t attempt = 0;
   // Shards held beyond the one being processed. Default: 1.
   uint32_t prefetch = 1;
-  // Root of the input channel shards name their sources in. Default: the
-  // job's input channel's PAI_INPUT_<CHANNEL>, as the master names it.
+  // Root of the input channel shards name their sources in. Default: empty,
+  // meaning PAI_INPUT_<CHANNEL> of the job's input channel as the master names it.
   std::string input_root;
-  // Where ShardOutput publishes. Default: PAI_OUTPUT_<CHANNEL> of the job's
-  // output channel.
+  // Where ShardOutput publishes. Default: empty, meaning PAI_OUTPUT_<CHANNEL> of
+  // the job's output channel.
   std::string output_dir;
   // Deadline of each call to the master. Default: 10s.
   absl::Duration rpc_timeout = absl::Seconds(10);
