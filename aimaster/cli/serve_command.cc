@@ -6,12 +6,15 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "aimaster/cli/commands.h"
-#include "aimaster/cli/job_config.h"
+#include "aimaster/cli/job_flags.h"
+#include "aimaster/job/job_config.h"
 #include "aimaster/service/master_server.h"
 #include "common/cli/signal_watcher.h"
 #include "spdlog/spdlog.h"
 
-ABSL_FLAG(int32_t, port, 23456, "Port to serve workers on; 0 picks a free one");
+ABSL_FLAG(int32_t, port, 23456,
+          "Port to serve workers on; 0 picks a free one (run picks a free one unless "
+          "--port is given)");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Interface to listen on");
 ABSL_FLAG(
     absl::Duration, end_grace, absl::Seconds(10),
@@ -30,7 +33,7 @@ int ServeCommand(const cli::ParsedCommandLine& args) {
         "aimaster", absl::InvalidArgumentError(
                         "serve takes no arguments besides flags (did you mean 'run'?)"));
   }
-  absl::StatusOr<JobConfig> config = JobConfigFromFlags();
+  absl::StatusOr<JobConfig> config = JobConfigFromFlags(ReadJobFlags());
   if (!config.ok()) return cli::ReportUsageError("aimaster", config.status());
   const int32_t port = absl::GetFlag(FLAGS_port);
   if (port < 0 || port > 65535) {

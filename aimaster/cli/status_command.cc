@@ -2,11 +2,14 @@
 #include <grpcpp/create_channel.h>
 
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "aimaster/cli/commands.h"
+#include "aimaster/core/worker_fleet.h"
 #include "elasticbatch/v1/admin.grpc.pb.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:23456", "HOST:PORT of a running aimaster");
@@ -45,23 +48,31 @@ const char* StateName(v1::JobState s) {
   }
 }
 
-const char* WorkerStateName(v1::WorkerState s) {
+// The core's state for a proto worker state; none for a state this build
+// does not know.
+std::optional<InstanceState> FromProto(v1::WorkerState s) {
   switch (s) {
     case v1::WORKER_STATE_PENDING:
-      return "pending";
+      return InstanceState::kPending;
     case v1::WORKER_STATE_STARTING:
-      return "starting";
+      return InstanceState::kStarting;
     case v1::WORKER_STATE_RUNNING:
-      return "running";
+      return InstanceState::kRunning;
     case v1::WORKER_STATE_SUCCEEDED:
-      return "succeeded";
+      return InstanceState::kSucceeded;
     case v1::WORKER_STATE_FAILED:
-      return "failed";
+      return InstanceState::kFailed;
     case v1::WORKER_STATE_STOPPED:
-      return "stopped";
+      return InstanceState::kStopped;
     default:
-      return "?";
+      return std::nullopt;
   }
+}
+
+// Named as the core names it, so that `status` and `run` spell states alike.
+std::string WorkerStateName(v1::WorkerState s) {
+  const std::optional<InstanceState> state = FromProto(s);
+  return state ? std::string(InstanceStateName(*state)) : "?";
 }
 
 void PrintStatus(const v1::JobStatus& s) {

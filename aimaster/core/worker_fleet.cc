@@ -26,6 +26,42 @@ bool IsRetryableExitCode(int code) {
   return code == 130 || code == 137 || code == 138 || code == 143;
 }
 
+absl::string_view InstanceStateName(InstanceState state) {
+  switch (state) {
+    case InstanceState::kPending:
+      return "pending";
+    case InstanceState::kStarting:
+      return "starting";
+    case InstanceState::kRunning:
+      return "running";
+    case InstanceState::kRestarting:
+      return "restarting";
+    case InstanceState::kSucceeded:
+      return "succeeded";
+    case InstanceState::kFailed:
+      return "failed";
+    case InstanceState::kStopped:
+      return "stopped";
+  }
+  return "?";
+}
+
+absl::string_view AttemptStateName(AttemptState state) {
+  switch (state) {
+    case AttemptState::kStarting:
+      return "starting";
+    case AttemptState::kRunning:
+      return "running";
+    case AttemptState::kSucceeded:
+      return "succeeded";
+    case AttemptState::kFailed:
+      return "failed";
+    case AttemptState::kStopped:
+      return "stopped";
+  }
+  return "?";
+}
+
 WorkerFleet::WorkerFleet(FleetOptions options) : options_(options) {
   instances_.resize(options_.workers);
   for (uint32_t i = 0; i < options_.workers; ++i) instances_[i].index = i;

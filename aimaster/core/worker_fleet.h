@@ -82,6 +82,11 @@ enum class InstanceState {
   kStopped
 };
 
+// Lower-case names, as the command line and summary.json spell the states
+// ("pending", "running", ...).
+absl::string_view InstanceStateName(InstanceState state);
+absl::string_view AttemptStateName(AttemptState state);
+
 struct AttemptInfo {
   uint32_t attempt = 0;
   bool backup = false;

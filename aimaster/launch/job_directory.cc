@@ -1,5 +1,6 @@
 #include "aimaster/launch/job_directory.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "absl/status/status.h"
@@ -9,10 +10,26 @@
 #include "absl/time/clock.h"
 #include "aimaster/core/job_outputs.h"
 #include "elasticbatch/environment_contract.h"
+#include "nlohmann/json.hpp"
 
 namespace elasticbatch::aimaster {
 namespace fs = std::filesystem;
 namespace {
+
+enum class HyperparameterType { kInteger, kBoolean, kDecimal, kString };
+
+// The one typing rule of hyperparameter values: integers, decimals and
+// true/false keep their type; anything else is a string.
+HyperparameterType TypeOfHyperparameter(const std::string& value, int64_t* integer,
+                                        double* decimal) {
+  if (absl::SimpleAtoi(value, integer)) return HyperparameterType::kInteger;
+  if (value == "true" || value == "false") return HyperparameterType::kBoolean;
+  if (absl::SimpleAtod(value, decimal) && std::isfinite(*decimal) &&
+      value.find_first_not_of("0123456789+-.eE") == std::string::npos) {
+    return HyperparameterType::kDecimal;
+  }
+  return HyperparameterType::kString;
+}
 
 absl::Status Failed(const std::string& what, const std::string& path,
                     std::error_code ec) {
@@ -39,32 +56,101 @@ std::vector<std::string> Names(
   return out;
 }
 
-std::string JsonObject(const std::vector<std::pair<std::string, std::string>>& entries,
-                       bool typed) {
+// The platform's PAI_HPS format: {"epochs": 10, "model": "resnet"}.
+std::string HyperparametersJson(
+    const std::vector<std::pair<std::string, std::string>>& entries) {
   std::string out = "{";
   for (size_t i = 0; i < entries.size(); ++i) {
-    absl::StrAppend(
-        &out, i == 0 ? "" : ", ", JsonQuote(entries[i].first), ": ",
-        typed ? HyperparameterJson(entries[i].second) : JsonQuote(entries[i].second));
+    absl::StrAppend(&out, i == 0 ? "" : ", ", JsonQuote(entries[i].first), ": ",
+                    HyperparameterJson(entries[i].second));
   }
   return out + "}";
+}
+
+// The value HyperparameterJson writes, as a JSON value (same typing rule).
+nlohmann::ordered_json HyperparameterValue(const std::string& value) {
+  int64_t integer = 0;
+  double decimal = 0;
+  switch (TypeOfHyperparameter(value, &integer, &decimal)) {
+    case HyperparameterType::kInteger:
+      return integer;
+    case HyperparameterType::kBoolean:
+      return value == "true";
+    case HyperparameterType::kDecimal:
+      return decimal;
+    case HyperparameterType::kString:
+      break;
+  }
+  return value;
+}
+
+nlohmann::ordered_json StringObject(
+    const std::vector<std::pair<std::string, std::string>>& entries) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : entries) out[name] = value;
+  return out;
+}
+
+// <config>/training_job.json: the job as the platform describes it to its
+// workers (one line of JSON).
+std::string TrainingJobJson(const JobDirectorySpec& spec) {
+  nlohmann::ordered_json hps = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : spec.hyperparameters) {
+    hps[name] = HyperparameterValue(value);
+  }
+  nlohmann::ordered_json job;
+  job["job_id"] = spec.job_id;
+  job["job_type"] = "ElasticBatch";
+  job["workers"] = spec.workers;
+  job["command"] = spec.command;
+  job["inputs"] = StringObject(spec.inputs);
+  job["outputs"] = StringObject(spec.outputs);
+  job["hyperparameters"] = std::move(hps);
+  job["created"] = absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone());
+  // Bytes that are not UTF-8 (a file name, say) become U+FFFD, as JsonQuote does.
+  return job.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) +
+         "\n";
 }
 
 }  // namespace
 
 std::string HyperparameterJson(const std::string& value) {
-  int64_t i;
-  double d;
-  if (absl::SimpleAtoi(value, &i)) return absl::StrCat(i);
-  if (value == "true" || value == "false") return value;
-  if (absl::SimpleAtod(value, &d) && std::isfinite(d) &&
-      value.find_first_not_of("0123456789+-.eE") == std::string::npos) {
-    return value;
+  int64_t integer = 0;
+  double decimal = 0;
+  switch (TypeOfHyperparameter(value, &integer, &decimal)) {
+    case HyperparameterType::kInteger:
+      return absl::StrCat(integer);
+    case HyperparameterType::kBoolean:
+    case HyperparameterType::kDecimal:
+      return value;
+    case HyperparameterType::kString:
+      break;
   }
   return JsonQuote(value);
 }
 
 absl::StatusOr<JobDirectory> JobDirectory::Create(const JobDirectorySpec& spec) {
+  if (absl::Status s = CheckNames(spec); !s.ok()) return s;
+  JobDirectory d;
+  if (absl::Status s = d.MakeLayout(spec); !s.ok()) return s;
+  if (absl::Status s = d.LinkInputs(spec.inputs); !s.ok()) return s;
+  if (absl::Status s = d.LinkOutputs(spec.outputs); !s.ok()) return s;
+  const std::string hps = HyperparametersJson(spec.hyperparameters);
+  d.AddHyperparameterEnvironment(spec.hyperparameters, hps);
+  if (absl::Status s = WriteFileAtomically(
+          absl::StrCat(d.config_dir_, "/", kHyperparametersFile), hps + "\n");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = WriteFileAtomically(
+          absl::StrCat(d.config_dir_, "/", kTrainingJobFile), TrainingJobJson(spec));
+      !s.ok()) {
+    return s;
+  }
+  return d;
+}
+
+absl::Status JobDirectory::CheckNames(const JobDirectorySpec& spec) {
   if (absl::Status s = CheckEnvNamesDistinct(Names(spec.inputs), "input channel");
       !s.ok()) {
     return s;
@@ -73,18 +159,16 @@ absl::StatusOr<JobDirectory> JobDirectory::Create(const JobDirectorySpec& spec) 
       !s.ok()) {
     return s;
   }
-  if (absl::Status s =
-          CheckEnvNamesDistinct(Names(spec.hyperparameters), "hyperparameter");
-      !s.ok()) {
-    return s;
-  }
-  JobDirectory d;
+  return CheckEnvNamesDistinct(Names(spec.hyperparameters), "hyperparameter");
+}
+
+absl::Status JobDirectory::MakeLayout(const JobDirectorySpec& spec) {
   std::error_code ec;
   const fs::path root = fs::absolute(spec.root, ec);
-  d.root_ = root.string();
-  d.usercode_ = (root / "usercode").string();
-  d.config_dir_ = (root / "input" / "config").string();
-  d.logs_dir_ = (root / "logs").string();
+  root_ = root.string();
+  usercode_ = (root / "usercode").string();
+  config_dir_ = (root / "input" / "config").string();
+  logs_dir_ = (root / "logs").string();
   for (const fs::path& dir : {root / "input" / "config", root / "input" / "data",
                               root / "output", root / "logs"}) {
     fs::create_directories(dir, ec);
@@ -95,12 +179,15 @@ absl::StatusOr<JobDirectory> JobDirectory::Create(const JobDirectorySpec& spec) 
     return absl::InvalidArgumentError(
         absl::StrCat("code directory ", code.string(), " is not a directory"));
   }
-  if (absl::Status s = Link(code, d.usercode_); !s.ok()) return s;
+  return Link(code, usercode_);
+}
 
-  std::vector<std::string>& env = d.common_env_;
-  for (const auto& [name, path] : spec.inputs) {
+absl::Status JobDirectory::LinkInputs(
+    const std::vector<std::pair<std::string, std::string>>& inputs) {
+  std::error_code ec;
+  for (const auto& [name, path] : inputs) {
     const fs::path source = fs::absolute(path, ec);
-    const fs::path channel = root / "input" / "data" / name;
+    const fs::path channel = fs::path(root_) / "input" / "data" / name;
     std::string value;
     if (fs::is_directory(source, ec)) {
       if (absl::Status s = Link(source, channel); !s.ok()) return s;
@@ -114,46 +201,37 @@ absl::StatusOr<JobDirectory> JobDirectory::Create(const JobDirectorySpec& spec) 
     } else {
       value = path;  // not a local path: a table or URL the worker understands
     }
-    env.push_back(absl::StrCat(InputVariable(name), "=", value));
+    common_env_.push_back(absl::StrCat(InputVariable(name), "=", value));
   }
-  for (const auto& [name, path] : spec.outputs) {
+  return absl::OkStatus();
+}
+
+absl::Status JobDirectory::LinkOutputs(
+    const std::vector<std::pair<std::string, std::string>>& outputs) {
+  std::error_code ec;
+  for (const auto& [name, path] : outputs) {
     const fs::path target = fs::absolute(path, ec);
-    const fs::path channel = root / "output" / name;
+    const fs::path channel = fs::path(root_) / "output" / name;
     fs::create_directories(target, ec);
     if (ec) return Failed("cannot create output", target.string(), ec);
     if (fs::weakly_canonical(target, ec) != fs::weakly_canonical(channel, ec)) {
       if (absl::Status s = Link(target, channel); !s.ok()) return s;
     }
-    env.push_back(absl::StrCat(OutputVariable(name), "=", channel.string(), "/"));
+    common_env_.push_back(absl::StrCat(OutputVariable(name), "=", channel.string(), "/"));
   }
-  const std::string user_args = UserArgs(spec.hyperparameters);
-  for (const auto& [name, value] : spec.hyperparameters) {
-    env.push_back(absl::StrCat(HyperparameterVariable(name), "=", value));
-  }
-  const std::string hps = JsonObject(spec.hyperparameters, /*typed=*/true);
-  env.push_back(absl::StrCat(kUserArgsVar, "=", user_args));
-  env.push_back(absl::StrCat(kHyperparametersVar, "=", hps));
-  env.push_back(absl::StrCat(kWorkingDirVar, "=", d.usercode_));
-  env.push_back(absl::StrCat(kConfigDirVar, "=", d.config_dir_));
+  return absl::OkStatus();
+}
 
-  if (absl::Status s =
-          WriteFileAtomically(d.config_dir_ + "/" + kHyperparametersFile, hps + "\n");
-      !s.ok()) {
-    return s;
+void JobDirectory::AddHyperparameterEnvironment(
+    const std::vector<std::pair<std::string, std::string>>& hyperparameters,
+    const std::string& hps_json) {
+  for (const auto& [name, value] : hyperparameters) {
+    common_env_.push_back(absl::StrCat(HyperparameterVariable(name), "=", value));
   }
-  const std::string job = absl::StrCat(
-      "{\"job_id\": ", JsonQuote(spec.job_id), ", \"job_type\": \"ElasticBatch\", ",
-      "\"workers\": ", spec.workers, ", \"command\": ", JsonQuote(spec.command),
-      ", \"inputs\": ", JsonObject(spec.inputs, false),
-      ", \"outputs\": ", JsonObject(spec.outputs, false), ", \"hyperparameters\": ", hps,
-      ", \"created\": ",
-      JsonQuote(absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone())),
-      "}\n");
-  if (absl::Status s = WriteFileAtomically(d.config_dir_ + "/" + kTrainingJobFile, job);
-      !s.ok()) {
-    return s;
-  }
-  return d;
+  common_env_.push_back(absl::StrCat(kUserArgsVar, "=", UserArgs(hyperparameters)));
+  common_env_.push_back(absl::StrCat(kHyperparametersVar, "=", hps_json));
+  common_env_.push_back(absl::StrCat(kWorkingDirVar, "=", usercode_));
+  common_env_.push_back(absl::StrCat(kConfigDirVar, "=", config_dir_));
 }
 
 std::string JobDirectory::LogPath(uint32_t index, uint32_t attempt) const {

@@ -54,6 +54,16 @@ class JobDirectory {
                                              const std::string& master_address) const;
 
  private:
+  // The steps of Create, in order. Each appends to common_env_ what it sets up.
+  static absl::Status CheckNames(const JobDirectorySpec& spec);
+  absl::Status MakeLayout(const JobDirectorySpec& spec);
+  absl::Status LinkInputs(const std::vector<std::pair<std::string, std::string>>& inputs);
+  absl::Status LinkOutputs(
+      const std::vector<std::pair<std::string, std::string>>& outputs);
+  void AddHyperparameterEnvironment(
+      const std::vector<std::pair<std::string, std::string>>& hyperparameters,
+      const std::string& hps_json);
+
   std::string root_;
   std::string usercode_;
   std::string config_dir_;

@@ -5,8 +5,11 @@
 namespace elasticbatch::aimaster {
 
 LaunchDriver::LaunchDriver(JobCoordinator* coordinator, Launcher* launcher,
-                           SpecFactory specs)
-    : coordinator_(coordinator), launcher_(launcher), specs_(std::move(specs)) {
+                           SpecFactory specs, std::function<void()> after_event)
+    : coordinator_(coordinator),
+      launcher_(launcher),
+      specs_(std::move(specs)),
+      after_event_(std::move(after_event)) {
   launcher_->SetEventHandler([this](const LauncherEvent& e) { OnEvent(e); });
 }
 
@@ -21,14 +24,15 @@ void LaunchDriver::StopAll(const std::string& reason) {
 void LaunchDriver::OnEvent(const LauncherEvent& event) {
   if (event.kind == LauncherEvent::Kind::kStarted) {
     coordinator_->WorkerStarted(event.index, event.attempt, event.pid);
-    return;
+  } else {
+    if (event.exit_code != 0) {
+      spdlog::warn("worker {} attempt {} exited with status {}", event.index,
+                   event.attempt, event.exit_code);
+    }
+    coordinator_->WorkerExited(event.index, event.attempt, event.exit_code);
+    Execute(coordinator_->TakeFleetDecisions());
   }
-  if (event.exit_code != 0) {
-    spdlog::warn("worker {} attempt {} exited with status {}", event.index, event.attempt,
-                 event.exit_code);
-  }
-  coordinator_->WorkerExited(event.index, event.attempt, event.exit_code);
-  Execute(coordinator_->TakeFleetDecisions());
+  if (after_event_) after_event_();
 }
 
 void LaunchDriver::Execute(const std::vector<FleetDecision>& decisions) {

@@ -21,8 +21,11 @@ namespace elasticbatch::aimaster {
 class LaunchDriver {
  public:
   using SpecFactory = std::function<LaunchSpec(uint32_t index, uint32_t attempt)>;
-  // Registers itself as `launcher`'s event handler.
-  LaunchDriver(JobCoordinator* coordinator, Launcher* launcher, SpecFactory specs);
+  // Registers itself as `launcher`'s event handler. `after_event` (optional)
+  // runs on the launcher's thread once an event reached the coordinator, so
+  // that whoever waits for the workers' exits can wake up at once.
+  LaunchDriver(JobCoordinator* coordinator, Launcher* launcher, SpecFactory specs,
+               std::function<void()> after_event = nullptr);
 
   // Launches the first attempts.
   void Start();
@@ -38,6 +41,7 @@ class LaunchDriver {
   JobCoordinator* const coordinator_;
   Launcher* const launcher_;
   SpecFactory specs_;
+  std::function<void()> after_event_;
   absl::Mutex mu_;  // one Execute at a time
 };
 

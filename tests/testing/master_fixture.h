@@ -14,7 +14,7 @@
 #include "aimaster/core/journal.h"
 #include "aimaster/core/shard_enumerator.h"
 #include "aimaster/service/master_server.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 namespace elasticbatch::aimaster {
 

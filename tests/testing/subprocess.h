@@ -89,23 +89,6 @@ class Subprocess {
 ProcessResult RunProcess(const std::vector<std::string>& argv, absl::Duration timeout,
                          const SubprocessOptions& options = {});
 
-// A fresh empty directory under $TMPDIR, removed with everything in it by the
-// destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Reads a whole file; empty when it does not exist.
-std::string ReadFileOrEmpty(const std::string& path);
-// Writes a whole file, creating parent directories.
-void WriteFileOrDie(const std::string& path, const std::string& content);
-
 }  // namespace elasticbatch::testing
 
 #endif  // ELASTICBATCH_TESTS_TESTING_SUBPROCESS_H_

@@ -16,7 +16,7 @@
 #include "elasticbatch/record_range.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 namespace elasticbatch {
 namespace {

@@ -14,7 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 namespace elasticbatch {
 namespace {

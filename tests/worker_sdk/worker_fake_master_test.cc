@@ -15,7 +15,8 @@
 #include "elasticbatch/worker.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 #include "tests/worker_sdk/fake_master.h"
 #include "worker_sdk/src/clock.h"
 #include "worker_sdk/src/worker_core.h"
@@ -175,10 +176,9 @@ TEST(WorkerOnFakeMasterTest, TheLineReaderReportsProgressToTheShard) {
   ASSERT_TRUE(*(*lines)->Next(&line));
   EXPECT_EQ(shard.records(), 2u);
   // The heartbeat carries it to the master without a ReportProgress call.
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (s.master->progress(shard.id()).first != 2 && absl::Now() < deadline) {
-    ASSERT_TRUE(s.master->AwaitCallAt(absl::Now()));
-  }
+  ASSERT_TRUE(testing::WaitUntil(absl::Now() + absl::Seconds(60), [&] {
+    return s.master->progress(shard.id()).first == 2;
+  }));
   EXPECT_EQ(s.master->progress(shard.id()), std::make_pair(uint64_t{2}, uint64_t{20}));
 }
 
@@ -198,11 +198,8 @@ TEST(WorkerOnFakeMasterTest, TheLineReaderStopsWhenTheShardIsCancelled) {
   ASSERT_TRUE(*(*lines)->Next(&line));
   ASSERT_TRUE((*out)->WriteLine(line).ok());
   s.master->Cancel(shard.id());  // a duplicate won
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (!shard.cancelled() && absl::Now() < deadline) {
-    ASSERT_TRUE(s.master->AwaitCallAt(absl::Now()));
-  }
-  ASSERT_TRUE(shard.cancelled());
+  ASSERT_TRUE(testing::WaitUntil(absl::Now() + absl::Seconds(60),
+                                 [&] { return shard.cancelled(); }));
   EXPECT_FALSE(*(*lines)->Next(&line));
   EXPECT_EQ((*out)->Commit().code(), absl::StatusCode::kAborted);
   EXPECT_FALSE(std::filesystem::exists((*out)->final_path()));

@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/master_fixture.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 namespace elasticbatch {
 namespace {

@@ -11,6 +11,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch {
 namespace {
@@ -196,11 +198,9 @@ class InterruptedSetUpTest : public ::testing::Test {
     auto p = testing::Subprocess::Start(argv);
     EXPECT_TRUE(p.ok());
     if (!p.ok()) return nullptr;
-    const absl::Time give_up = absl::Now() + absl::Seconds(60);
-    while (!absl::StrContains((*p)->Stderr(), "scanning input") &&
-           absl::Now() < give_up) {
-      absl::SleepFor(absl::Milliseconds(1));
-    }
+    testing::WaitUntil(absl::Now() + absl::Seconds(60), [&] {
+      return absl::StrContains((*p)->Stderr(), "scanning input");
+    });
     EXPECT_THAT((*p)->Stderr(), HasSubstr("scanning input"));
     (*p)->Signal(SIGTERM);
     absl::StatusOr<int> code = (*p)->Wait(absl::Seconds(60));

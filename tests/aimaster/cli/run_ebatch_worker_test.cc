@@ -13,6 +13,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch {
 namespace {
@@ -86,21 +88,15 @@ class RunEbatchWorkerTest : public ::testing::Test {
 
   // Waits (bounded) until `n` processes called `name` carry `marker`.
   static bool WaitFor(const std::string& marker, const std::string& name, size_t n) {
-    const absl::Time give_up = absl::Now() + absl::Seconds(60);
-    while (Count(ProcessesWith(marker), name) < n) {
-      if (absl::Now() > give_up) return false;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return true;
+    return testing::WaitUntil(absl::Now() + absl::Seconds(60),
+                              [&] { return Count(ProcessesWith(marker), name) >= n; });
   }
 
   // Polls (bounded, generously) until no process carries `marker`; what is left.
   static std::vector<Process> Leftovers(const std::string& marker) {
-    const absl::Time give_up = absl::Now() + absl::Seconds(60);
     std::vector<Process> left;
-    while (!(left = ProcessesWith(marker)).empty() && absl::Now() < give_up) {
-      absl::SleepFor(absl::Milliseconds(50));
-    }
+    testing::WaitUntil(absl::Now() + absl::Seconds(60),
+                       [&] { return (left = ProcessesWith(marker)).empty(); });
     return left;
   }
 

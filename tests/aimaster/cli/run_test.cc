@@ -23,6 +23,8 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch {
 namespace {
@@ -396,18 +398,14 @@ TEST_F(RunTest, NoWorkerOutlivesAKilledMaster) {
   // Wait until both workers are busy: each has its background grandchild and
   // its shard command sleeping (short-lived helpers of the script also carry
   // the marker, so count the sleeps).
-  absl::Time give_up = absl::Now() + absl::Seconds(60);
-  while (ProcessesWith(marker, "sleep").size() < 4 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  testing::WaitUntil(absl::Now() + absl::Seconds(60),
+                     [&] { return ProcessesWith(marker, "sleep").size() >= 4; });
   ASSERT_GE(ProcessesWith(marker, "sleep").size(), 4u);
   (*p)->Signal(SIGKILL);  // the whole master group, as a crash or OOM kill would
   EXPECT_EQ(*(*p)->Wait(absl::Seconds(30)), 128 + SIGKILL);
-  give_up = absl::Now() + absl::Seconds(60);
   std::vector<int> left;
-  while (!(left = ProcessesWith(marker)).empty() && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  testing::WaitUntil(absl::Now() + absl::Seconds(60),
+                     [&] { return (left = ProcessesWith(marker)).empty(); });
   EXPECT_TRUE(left.empty()) << left.size() << " processes outlived the master";
 }
 
@@ -416,18 +414,14 @@ TEST_F(RunTest, AnInterruptedRunStopsItsWorkersAndSaysSo) {
   auto p = StartInBackground(marker, {"--workers=2", "--stop-grace=2s"},
                              Script("", "sleep 1000; cat"));
   ASSERT_TRUE(p.ok());
-  absl::Time give_up = absl::Now() + absl::Seconds(60);
-  while (ProcessesWith(marker, "sleep").size() < 2 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  testing::WaitUntil(absl::Now() + absl::Seconds(60),
+                     [&] { return ProcessesWith(marker, "sleep").size() >= 2; });
   ASSERT_EQ(ProcessesWith(marker, "sleep").size(), 2u);
   kill((*p)->pid(), SIGINT);  // Ctrl-C reaches the master only
   EXPECT_EQ(*(*p)->Wait(absl::Seconds(60)), 128 + SIGINT);
   // Whatever the workers started goes with them (a guard may take a moment).
-  give_up = absl::Now() + absl::Seconds(30);
-  while (!ProcessesWith(marker).empty() && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  testing::WaitUntil(absl::Now() + absl::Seconds(30),
+                     [&] { return ProcessesWith(marker).empty(); });
   EXPECT_TRUE(ProcessesWith(marker).empty());
   EXPECT_THAT(testing::ReadFileOrEmpty(out() + "/_FAILED"), HasSubstr("interrupted"));
 }

@@ -17,6 +17,8 @@
 #include "gtest/gtest.h"
 #include "tests/testing/chaos_worker.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch {
 namespace {
@@ -99,11 +101,9 @@ TEST(ServeCrashTest, KilledMasterResumesAndCommitsEveryShardExactlyOnce) {
   // Kill the master each time another sixth of the shards is committed.
   int kills = 0;
   for (uint64_t goal = kShards / 6; goal < kShards && kills < 4; goal += kShards / 6) {
-    const absl::Time give_up = absl::Now() + absl::Seconds(120);
     uint64_t committed = 0;
-    while (absl::Now() < give_up && (committed = CommittedShards(target)) < goal) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
+    testing::WaitUntil(absl::Now() + absl::Seconds(120),
+                       [&] { return (committed = CommittedShards(target)) >= goal; });
     ASSERT_GE(committed, goal) << "no progress after restart " << kills;
     if (committed >= kShards) break;
     master.process().Signal(SIGKILL);

@@ -13,7 +13,7 @@
 #include "aimaster/core/shard_enumerator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 namespace elasticbatch::aimaster {
 namespace {

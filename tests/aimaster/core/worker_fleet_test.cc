@@ -1238,5 +1238,20 @@ TEST(CoordinatorWithoutFleetTest, FleetCallsAreHarmless) {
   EXPECT_EQ(c.Progress().state, JobState::kRunning);
 }
 
+TEST(StateNameTest, EveryStateHasItsLowerCaseName) {
+  EXPECT_EQ(InstanceStateName(InstanceState::kPending), "pending");
+  EXPECT_EQ(InstanceStateName(InstanceState::kStarting), "starting");
+  EXPECT_EQ(InstanceStateName(InstanceState::kRunning), "running");
+  EXPECT_EQ(InstanceStateName(InstanceState::kRestarting), "restarting");
+  EXPECT_EQ(InstanceStateName(InstanceState::kSucceeded), "succeeded");
+  EXPECT_EQ(InstanceStateName(InstanceState::kFailed), "failed");
+  EXPECT_EQ(InstanceStateName(InstanceState::kStopped), "stopped");
+  EXPECT_EQ(AttemptStateName(AttemptState::kStarting), "starting");
+  EXPECT_EQ(AttemptStateName(AttemptState::kRunning), "running");
+  EXPECT_EQ(AttemptStateName(AttemptState::kSucceeded), "succeeded");
+  EXPECT_EQ(AttemptStateName(AttemptState::kFailed), "failed");
+  EXPECT_EQ(AttemptStateName(AttemptState::kStopped), "stopped");
+}
+
 }  // namespace
 }  // namespace elasticbatch::aimaster

@@ -1,9 +1,12 @@
-// LocalLauncher with real processes: start and exit events, stops through the
-// supervisor, the stop grace handed down to the attempt, and stops of attempts
-// that are gone.
+// LocalLauncher with real short processes: start and exit events, stops
+// through the supervisor, the stop grace handed down to the attempt, stops of
+// attempts that are gone, the attempt's environment over the master's,
+// appended logs, and many attempts at once. Waits are for events, bounded
+// generously; nothing sleeps for a time tuned to a machine.
 #include "aimaster/launch/local_launcher.h"
 
 #include <signal.h>
+#include <stdlib.h>
 
 #include <vector>
 
@@ -11,7 +14,8 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch::aimaster {
 namespace {
@@ -72,13 +76,10 @@ class LocalLauncherTest : public ::testing::Test {
   }
   // Waits (bounded) until the log holds `text`.
   bool LogHas(uint32_t index, uint32_t attempt, const std::string& text) {
-    const absl::Time give_up = absl::Now() + absl::Seconds(60);
-    while (testing::ReadFileOrEmpty(Log(index, attempt)).find(text) ==
-           std::string::npos) {
-      if (absl::Now() > give_up) return false;
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return true;
+    return testing::WaitUntil(absl::Now() + absl::Seconds(60), [&] {
+      return testing::ReadFileOrEmpty(Log(index, attempt)).find(text) !=
+             std::string::npos;
+    });
   }
 
   testing::TempDir dir_;
@@ -140,6 +141,47 @@ TEST_F(LocalLauncherTest, AMissingWorkingDirectoryFailsTheAttemptNotTheLauncher)
   LaunchSpec no_log = Spec(1, 0, "true");
   no_log.log_path = dir_.path() + "/missing/log";
   EXPECT_EQ(launcher.Launch(no_log).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(LocalLauncherTest, TheSpecsEnvironmentOverridesTheMastersAndAddsToIt) {
+  ASSERT_EQ(setenv("EB_LAUNCHER_SHARED", "master", 1), 0);
+  ASSERT_EQ(setenv("EB_LAUNCHER_INHERITED", "kept", 1), 0);
+  LocalLauncher launcher({absl::Seconds(3)});
+  launcher.SetEventHandler(events_.Handler());
+  LaunchSpec spec = Spec(0, 0, "echo \"$EB_LAUNCHER_SHARED $EB_LAUNCHER_INHERITED\"");
+  spec.env.push_back("EB_LAUNCHER_SHARED=attempt");
+  ASSERT_TRUE(launcher.Launch(spec).ok());
+  EXPECT_EQ(events_.ExitCode(0, 0), 0);
+  EXPECT_EQ(testing::ReadFileOrEmpty(Log(0, 0)), "attempt kept\n");
+  unsetenv("EB_LAUNCHER_SHARED");
+  unsetenv("EB_LAUNCHER_INHERITED");
+}
+
+TEST_F(LocalLauncherTest, ALogIsAppendedToNotReplaced) {
+  LocalLauncher launcher({absl::Seconds(3)});
+  launcher.SetEventHandler(events_.Handler());
+  ASSERT_TRUE(launcher.Launch(Spec(0, 0, "echo first")).ok());
+  EXPECT_EQ(events_.ExitCode(0, 0), 0);
+  LaunchSpec again = Spec(0, 1, "echo second");
+  again.log_path = Log(0, 0);
+  ASSERT_TRUE(launcher.Launch(again).ok());
+  EXPECT_EQ(events_.ExitCode(0, 1), 0);
+  EXPECT_EQ(testing::ReadFileOrEmpty(Log(0, 0)), "first\nsecond\n");
+}
+
+TEST_F(LocalLauncherTest, ManyAttemptsAtOnceEachReportTheirOwnExit) {
+  constexpr uint32_t kAttempts = 16;
+  LocalLauncher launcher({absl::Seconds(3)});
+  launcher.SetEventHandler(events_.Handler());
+  for (uint32_t i = 0; i < kAttempts; ++i) {
+    ASSERT_TRUE(launcher.Launch(Spec(i, 0, absl::StrCat("exit ", i))).ok());
+  }
+  for (uint32_t i = 0; i < kAttempts; ++i) {
+    EXPECT_EQ(events_.ExitCode(i, 0), static_cast<int>(i)) << "attempt " << i;
+  }
+  EXPECT_EQ(events_.count(LauncherEvent::Kind::kStarted), kAttempts);
+  EXPECT_EQ(events_.count(LauncherEvent::Kind::kExited), kAttempts);
+  EXPECT_EQ(launcher.live(), 0u);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/master_fixture.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch::aimaster {
 namespace {
@@ -169,16 +170,17 @@ TEST_F(AimasterServiceTest, ShardsCarryTheirRangeAndTheJobEndsAfterConfirmation)
   // The confirmations are acknowledged once durable: keep sending them until then.
   std::set<uint64_t> acknowledged;
   for (const v1::LeaseRef& l : end.confirmed()) acknowledged.insert(l.shard_id());
-  for (int tries = 0; acknowledged.size() < 4 && tries < 1000; ++tries) {
+  testing::WaitUntil(absl::Now() + absl::Seconds(60), [&] {
     v1::HeartbeatRequest hb;
     hb.set_session_id(session);
     for (auto& p : published) *hb.add_published() = p;
     v1::HeartbeatResponse resp;
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stub_->Heartbeat(&ctx, hb, &resp).ok());
+    const grpc::Status sent = stub_->Heartbeat(&ctx, hb, &resp);
+    EXPECT_TRUE(sent.ok()) << sent.error_message();
     for (const v1::LeaseRef& l : resp.confirmed()) acknowledged.insert(l.shard_id());
-    if (acknowledged.size() < 4) absl::SleepFor(absl::Milliseconds(2));
-  }
+    return !sent.ok() || acknowledged.size() >= 4;
+  });
   EXPECT_EQ(acknowledged.size(), 4u);
   for (int c : master_.CommitsPerShard()) EXPECT_EQ(c, 1);
 }
@@ -435,15 +437,11 @@ TEST_F(AimasterServiceTest, AParkedAcquireWhoseClientLeftGetsNothing) {
   stub_->async()->AcquireShards(&ctx, &req, &resp,
                                 [&](grpc::Status s) { done.set_value(s); });
   const absl::Time give_up = absl::Now() + absl::Seconds(30);
-  while (master_.server().parked_acquires() == 0 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  testing::WaitUntil(give_up, [&] { return master_.server().parked_acquires() != 0; });
   ASSERT_EQ(master_.server().parked_acquires(), 1u);
   ctx.TryCancel();
   EXPECT_EQ(done.get_future().get().error_code(), grpc::StatusCode::CANCELLED);
-  while (master_.server().parked_acquires() != 0 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  testing::WaitUntil(give_up, [&] { return master_.server().parked_acquires() == 0; });
   EXPECT_EQ(master_.server().parked_acquires(), 0u);
   Fail(a, all.shards(0));  // requeued: a parked call would take it now
   for (const SessionInfo& s : master_.coordinator().Sessions()) {

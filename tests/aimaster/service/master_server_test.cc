@@ -16,7 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/faulty_file_system.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
 
 namespace elasticbatch::aimaster {
 namespace {

@@ -12,7 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch::process {
 namespace {
@@ -26,12 +27,7 @@ bool Alive(pid_t pid) {
 }
 
 bool GoneWithin(pid_t pid, absl::Duration timeout) {
-  const absl::Time give_up = absl::Now() + timeout;
-  while (Alive(pid)) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
+  return testing::WaitUntil(absl::Now() + timeout, [&] { return !Alive(pid); });
 }
 
 // Reads one line (bounded) from a pipe.

@@ -15,7 +15,8 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch::process {
 namespace {
@@ -31,12 +32,7 @@ bool Alive(pid_t pid) {
 
 // Polls (bounded, generously) until `pid` is gone.
 bool GoneWithin(pid_t pid, absl::Duration timeout) {
-  const absl::Time give_up = absl::Now() + timeout;
-  while (Alive(pid)) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
+  return testing::WaitUntil(absl::Now() + timeout, [&] { return !Alive(pid); });
 }
 
 // A supervised command with its stdout on a pipe we read, and the owner pipe.

@@ -16,6 +16,8 @@
 #include "gtest/gtest.h"
 #include "tests/testing/master_fixture.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch {
 namespace {
@@ -543,22 +545,14 @@ std::multimap<std::string, int> ProcessesWith(const std::string& marker) {
 
 // Waits (bounded, generously) until a process called `name` carries `marker`.
 bool Running(const std::string& marker, const std::string& name) {
-  const absl::Time give_up = absl::Now() + absl::Seconds(60);
-  while (ProcessesWith(marker).count(name) == 0) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
+  return testing::WaitUntil(absl::Now() + absl::Seconds(60),
+                            [&] { return ProcessesWith(marker).count(name) != 0; });
 }
 
 // Waits (bounded, generously) until no process carries `marker`.
 bool AllGone(const std::string& marker) {
-  const absl::Time give_up = absl::Now() + absl::Seconds(60);
-  while (!ProcessesWith(marker).empty()) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
+  return testing::WaitUntil(absl::Now() + absl::Seconds(60),
+                            [&] { return ProcessesWith(marker).empty(); });
 }
 
 std::string Marker() { return absl::StrCat("EB_EBATCH_TEST=", std::random_device{}()); }

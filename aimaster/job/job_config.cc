@@ -1,11 +1,9 @@
-#include "aimaster/cli/job_config.h"
+#include "aimaster/job/job_config.h"
 
 #include <sys/stat.h>
 
-#include <cstdlib>
 #include <filesystem>
 
-#include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -14,46 +12,8 @@
 #include "aimaster/core/file_system.h"
 #include "aimaster/core/input_scanner.h"
 #include "aimaster/core/job_outputs.h"
-#include "common/cli/flag_types.h"
+#include "aimaster/job/name_values.h"
 #include "spdlog/spdlog.h"
-
-ABSL_FLAG(
-    std::vector<std::string>, input, {},
-    "Input channel NAME=PATH (repeatable); the first is sharded unless --shard-input "
-    "names another");
-ABSL_FLAG(
-    std::vector<std::string>, output, {},
-    "Output channel NAME=PATH (repeatable); the first receives the shards' outputs, "
-    "_SUCCESS/_FAILED and the manifests");
-ABSL_FLAG(std::string, shard_input, "", "Name of the input channel to shard");
-ABSL_FLAG(elasticbatch::cli::ByteSize, shard_bytes, elasticbatch::cli::ByteSize{0},
-          "BYTES shards of this size; records are aligned by the reader (default 4MiB)");
-ABSL_FLAG(uint64_t, shard_records, 0,
-          "RECORDS shards of this many records, with --records (default 1000)");
-ABSL_FLAG(bool, shard_per_file, false, "One shard per input file");
-ABSL_FLAG(uint64_t, records, 0,
-          "The sharded input is a table of this many records (RECORDS unit); its path is "
-          "passed to workers but not read by the master");
-ABSL_FLAG(std::string, state_dir, "",
-          "Where the journal of commits lives; a restarted master resumes from it "
-          "(default: <primary output>/_state)");
-ABSL_FLAG(absl::Duration, lease_timeout, absl::Seconds(30),
-          "A worker silent this long loses its shards to the queue");
-ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(2),
-          "How often workers heartbeat");
-ABSL_FLAG(int32_t, max_attempts, 3, "Failures after which a shard is quarantined");
-ABSL_FLAG(uint64_t, max_failed_shards, 0,
-          "Quarantined shards the job tolerates before it fails");
-ABSL_FLAG(bool, speculation, true,
-          "Duplicate stragglers' shards in the tail (--no-speculation turns it off)");
-ABSL_FLAG(double, speculation_multiplier, 3.0,
-          "Duplicate a shard whose estimated time left exceeds this multiple of the "
-          "median shard time");
-ABSL_FLAG(std::string, job_id, "",
-          "Job name in status output (default: $JOB_NAME or "
-          "'elasticbatch')");
-ABSL_FLAG(std::string, metrics_address, "",
-          "Serve Prometheus metrics on HOST:PORT/metrics (off by default)");
 
 namespace elasticbatch::aimaster {
 namespace fs = std::filesystem;
@@ -69,27 +29,21 @@ bool ValidChannelName(const std::string& name) {
 
 absl::StatusOr<std::vector<ChannelSpec>> ParseChannels(
     const std::vector<std::string>& specs, const char* flag) {
+  NameValueSyntax syntax;
+  syntax.flag = flag;
+  syntax.value_word = "PATH";
+  syntax.allow_empty_value = false;
+  syntax.what = "channel ";
+  syntax.check_name = [flag](const std::string& name) {
+    if (ValidChannelName(name)) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, " channel name '", name,
+        "' may hold only letters, digits, '_' and '-', and must not start with '_'"));
+  };
+  absl::StatusOr<NameValues> pairs = ParseNameValues(specs, syntax);
+  if (!pairs.ok()) return pairs.status();
   std::vector<ChannelSpec> out;
-  for (const std::string& spec : specs) {
-    const size_t eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", flag, " '", spec, "' must be NAME=PATH"));
-    }
-    ChannelSpec c{spec.substr(0, eq), spec.substr(eq + 1)};
-    if (!ValidChannelName(c.name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--", flag, " channel name '", c.name,
-          "' may hold only letters, digits, '_' and '-', and must not start with '_'"));
-    }
-    for (const ChannelSpec& prev : out) {
-      if (prev.name == c.name) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--", flag, " names channel '", c.name, "' twice"));
-      }
-    }
-    out.push_back(std::move(c));
-  }
+  for (auto& [name, path] : *pairs) out.push_back({std::move(name), std::move(path)});
   return out;
 }
 
@@ -109,112 +63,139 @@ absl::Status CheckWritableDir(const std::string& dir, const std::string& what) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::StatusOr<JobConfig> JobConfigFromFlags() {
-  JobConfig config;
-  absl::StatusOr<std::vector<ChannelSpec>> inputs =
-      ParseChannels(absl::GetFlag(FLAGS_input), "input");
+// --input and --output: at least one channel each.
+absl::Status SetChannels(const JobFlags& flags, JobConfig* config) {
+  absl::StatusOr<std::vector<ChannelSpec>> inputs = ParseChannels(flags.inputs, "input");
   if (!inputs.ok()) return inputs.status();
   absl::StatusOr<std::vector<ChannelSpec>> outputs =
-      ParseChannels(absl::GetFlag(FLAGS_output), "output");
+      ParseChannels(flags.outputs, "output");
   if (!outputs.ok()) return outputs.status();
-  config.inputs = std::move(*inputs);
-  config.outputs = std::move(*outputs);
-  if (config.inputs.empty()) {
+  config->inputs = std::move(*inputs);
+  config->outputs = std::move(*outputs);
+  if (config->inputs.empty()) {
     return absl::InvalidArgumentError("give at least one --input NAME=PATH");
   }
-  if (config.outputs.empty()) {
+  if (config->outputs.empty()) {
     return absl::InvalidArgumentError("give at least one --output NAME=PATH");
   }
-  const std::string shard_input = absl::GetFlag(FLAGS_shard_input);
-  if (!shard_input.empty()) {
-    bool found = false;
-    for (size_t i = 0; i < config.inputs.size(); ++i) {
-      if (config.inputs[i].name == shard_input) {
-        config.shard_input = i;
-        found = true;
-      }
-    }
-    if (!found) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--shard-input '", shard_input, "' is not an --input channel"));
+  return absl::OkStatus();
+}
+
+// --shard-input: which input channel is sharded (the first by default).
+absl::Status SetShardInput(const JobFlags& flags, JobConfig* config) {
+  if (flags.shard_input.empty()) return absl::OkStatus();
+  bool found = false;
+  for (size_t i = 0; i < config->inputs.size(); ++i) {
+    if (config->inputs[i].name == flags.shard_input) {
+      config->shard_input = i;
+      found = true;
     }
   }
+  if (!found) {
+    return absl::InvalidArgumentError(absl::StrCat("--shard-input '", flags.shard_input,
+                                                   "' is not an --input channel"));
+  }
+  return absl::OkStatus();
+}
 
-  const uint64_t shard_bytes = absl::GetFlag(FLAGS_shard_bytes).bytes;
-  const uint64_t shard_records = absl::GetFlag(FLAGS_shard_records);
-  const bool per_file = absl::GetFlag(FLAGS_shard_per_file);
-  config.records = absl::GetFlag(FLAGS_records);
-  if (config.records > 0) {
-    if (shard_bytes != 0 || per_file) {
+// --records, --shard-bytes, --shard-records, --shard-per-file: the unit and
+// size of a shard; the combinations that make no sense are refused.
+absl::Status SetSharding(const JobFlags& flags, JobConfig* config) {
+  config->records = flags.records;
+  if (config->records > 0) {
+    if (flags.shard_bytes != 0 || flags.shard_per_file) {
       return absl::InvalidArgumentError(
           "--records shards by record ranges: use --shard-records, not --shard-bytes or "
           "--shard-per-file");
     }
-    config.mode = ShardingMode::kRecords;
-    config.shard_size = shard_records != 0 ? shard_records : 1000;
-  } else if (shard_records != 0) {
+    config->mode = ShardingMode::kRecords;
+    config->shard_size = flags.shard_records != 0 ? flags.shard_records : 1000;
+  } else if (flags.shard_records != 0) {
     return absl::InvalidArgumentError(
         "--shard-records needs --records N (a record-count input); shard files with "
         "--shard-bytes or --shard-per-file");
-  } else if (per_file) {
-    if (shard_bytes != 0) {
+  } else if (flags.shard_per_file) {
+    if (flags.shard_bytes != 0) {
       return absl::InvalidArgumentError(
           "give --shard-bytes or --shard-per-file, not both");
     }
-    config.mode = ShardingMode::kPerFile;
+    config->mode = ShardingMode::kPerFile;
   } else {
-    config.mode = ShardingMode::kBytes;
-    config.shard_size = shard_bytes != 0 ? shard_bytes : (4u << 20);
+    config->mode = ShardingMode::kBytes;
+    config->shard_size = flags.shard_bytes != 0 ? flags.shard_bytes : (4u << 20);
   }
+  return absl::OkStatus();
+}
 
-  CoordinatorOptions& c = config.coordinator;
-  c.lease_timeout = absl::GetFlag(FLAGS_lease_timeout);
-  c.heartbeat_interval = absl::GetFlag(FLAGS_heartbeat_interval);
-  if (c.heartbeat_interval <= absl::ZeroDuration()) {
+// Leases, heartbeats, attempts and speculation.
+absl::Status SetCoordinatorPolicy(const JobFlags& flags, CoordinatorOptions* c) {
+  c->lease_timeout = flags.lease_timeout;
+  c->heartbeat_interval = flags.heartbeat_interval;
+  if (c->heartbeat_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--heartbeat-interval must be positive");
   }
-  if (c.lease_timeout <= c.heartbeat_interval) {
+  if (c->lease_timeout <= c->heartbeat_interval) {
     return absl::InvalidArgumentError(
         "--lease-timeout must be longer than --heartbeat-interval");
   }
-  const int32_t max_attempts = absl::GetFlag(FLAGS_max_attempts);
-  if (max_attempts < 1 || static_cast<uint32_t>(max_attempts) > kMaxAttemptsLimit) {
+  if (flags.max_attempts < 1 ||
+      static_cast<uint32_t>(flags.max_attempts) > kMaxAttemptsLimit) {
     return absl::InvalidArgumentError(
         absl::StrCat("--max-attempts must be within 1..", kMaxAttemptsLimit));
   }
-  c.max_attempts = static_cast<uint32_t>(max_attempts);
-  c.max_failed_shards = absl::GetFlag(FLAGS_max_failed_shards);
-  c.speculation = absl::GetFlag(FLAGS_speculation);
-  c.speculation_multiplier = absl::GetFlag(FLAGS_speculation_multiplier);
-  if (!(c.speculation_multiplier >= 1.0)) {
+  c->max_attempts = static_cast<uint32_t>(flags.max_attempts);
+  c->max_failed_shards = flags.max_failed_shards;
+  c->speculation = flags.speculation;
+  c->speculation_multiplier = flags.speculation_multiplier;
+  if (!(c->speculation_multiplier >= 1.0)) {
     return absl::InvalidArgumentError("--speculation-multiplier must be at least 1");
   }
-  c.job_id = absl::GetFlag(FLAGS_job_id);
-  if (c.job_id.empty()) {
-    const char* name = std::getenv("JOB_NAME");
-    c.job_id = name != nullptr && *name != '\0' ? name : "elasticbatch";
+  return absl::OkStatus();
+}
+
+// --job-id, else $JOB_NAME, else "elasticbatch".
+absl::Status SetJobId(const JobFlags& flags, CoordinatorOptions* c) {
+  c->job_id = flags.job_id;
+  if (c->job_id.empty()) {
+    c->job_id = !flags.job_name_env.empty() ? flags.job_name_env : "elasticbatch";
   }
-  if (c.job_id.size() > 253) {
+  if (c->job_id.size() > 253) {
     return absl::InvalidArgumentError(
         "the job id (--job-id or $JOB_NAME) is longer than 253 bytes");
   }
-  c.input_channel = config.sharded().name;
-  c.output_channel = config.primary_output().name;
-  config.state_dir = absl::GetFlag(FLAGS_state_dir);
-  if (config.state_dir.empty()) {
-    config.state_dir = config.primary_output().path + "/_state";
-    // Workers can write the output channel: the default state dir must be
-    // the master's own directory, not a link one of them planted.
-    struct stat st;
-    if (lstat(config.state_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(config.state_dir,
-                       " is not a directory (a link?); give --state-dir explicitly"));
-    }
+  return absl::OkStatus();
+}
+
+// --state-dir, else <primary output>/_state.
+absl::Status SetStateDir(const JobFlags& flags, JobConfig* config) {
+  config->state_dir = flags.state_dir;
+  if (!config->state_dir.empty()) return absl::OkStatus();
+  config->state_dir = config->primary_output().path + "/_state";
+  // Workers can write the output channel: the default state dir must be
+  // the master's own directory, not a link one of them planted.
+  struct stat st;
+  if (lstat(config->state_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        config->state_dir, " is not a directory (a link?); give --state-dir explicitly"));
   }
-  config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<JobConfig> JobConfigFromFlags(const JobFlags& flags) {
+  JobConfig config;
+  if (absl::Status s = SetChannels(flags, &config); !s.ok()) return s;
+  if (absl::Status s = SetShardInput(flags, &config); !s.ok()) return s;
+  if (absl::Status s = SetSharding(flags, &config); !s.ok()) return s;
+  if (absl::Status s = SetCoordinatorPolicy(flags, &config.coordinator); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = SetJobId(flags, &config.coordinator); !s.ok()) return s;
+  config.coordinator.input_channel = config.sharded().name;
+  config.coordinator.output_channel = config.primary_output().name;
+  if (absl::Status s = SetStateDir(flags, &config); !s.ok()) return s;
+  config.metrics_address = flags.metrics_address;
   return config;
 }
 
