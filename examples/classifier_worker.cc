@@ -19,11 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
-#include "elasticbatch/line_range_reader.h"
 #include "elasticbatch/pai_environment.h"
-#include "elasticbatch/shard_output.h"
 #include "elasticbatch/worker.h"
 
 namespace {
@@ -104,94 +103,68 @@ bool Field(const std::string& json, const std::string& name, std::string* value)
   return !value->empty();
 }
 
+// Scores one shard into its output and publishes it. ABORTED: another
+// attempt won or the lease was lost (the reader then ends early), and nothing
+// was published.
+absl::Status ScoreShard(elasticbatch::Shard& shard, const Model& model,
+                        double threshold) {
+  auto lines = shard.OpenLines();  // reports the shard's progress as it reads
+  if (!lines.ok()) return lines.status();
+  auto out = shard.OpenOutput();  // staged; published only by Commit()
+  if (!out.ok()) return out.status();
+  std::string line, id, text;
+  while (true) {
+    absl::StatusOr<bool> more = (*lines)->Next(&line);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    if (line.empty()) continue;
+    if (!Field(line, "id", &id) || !Field(line, "text", &text)) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("record %d of %s is not a {\"id\",\"text\"} object: %.80s",
+                          (*lines)->records(), shard.input_path(), line));
+    }
+    const double score = model.Score(text);
+    // A failed write (e.g. the disk is full) fails the shard, loudly.
+    absl::Status written =
+        (*out)->WriteLine(absl::StrFormat("{\"id\":%s,\"score\":%.4f,\"label\":%d}", id,
+                                          score, score >= threshold ? 1 : 0));
+    if (!written.ok()) return written;
+  }
+  return (*out)->Commit();
+}
+
+int Exit(const absl::Status& status, int code) {
+  std::cerr << "example-classifier: " << status << "\n";
+  return code;
+}
+
 }  // namespace
 
 int main() {
   auto env = elasticbatch::PaiEnvironment::FromEnvironment();
-  if (!env.ok()) {
-    std::cerr << "example-classifier: " << env.status().message() << "\n";
-    return 2;
-  }
-  auto get_double = [&](const char* name, double def) {
-    return env->HasHyperparameter(name) ? env->GetDouble(name)
-                                        : absl::StatusOr<double>(def);
-  };
-  auto get_int = [&](const char* name, int64_t def) {
-    return env->HasHyperparameter(name) ? env->GetInt(name)
-                                        : absl::StatusOr<int64_t>(def);
-  };
-  absl::StatusOr<double> threshold = get_double("threshold", 0.5);
-  absl::StatusOr<int64_t> dim = get_int("embedding_dim", 1024);
-  absl::StatusOr<int64_t> seed = get_int("seed", 7);
+  if (!env.ok()) return Exit(env.status(), 2);
+  absl::StatusOr<double> threshold = env->GetDouble("threshold", 0.5);
+  absl::StatusOr<int64_t> dim = env->GetInt("embedding_dim", 1024);
+  absl::StatusOr<int64_t> seed = env->GetInt("seed", 7);
   for (const absl::Status& s : {threshold.status(), dim.status(), seed.status()}) {
-    if (!s.ok()) {
-      std::cerr << "example-classifier: " << s.message() << "\n";
-      return 2;
-    }
+    if (!s.ok()) return Exit(s, 2);
   }
   if (*dim < 1 || *dim > (1 << 20)) {
-    std::cerr << "example-classifier: embedding_dim must be within 1..1048576\n";
-    return 2;
+    return Exit(absl::InvalidArgumentError("embedding_dim must be within 1..1048576"), 2);
   }
   const Model model(static_cast<int>(*dim), static_cast<uint64_t>(*seed));
 
   auto worker = elasticbatch::Worker::FromEnvironment();
-  if (!worker.ok()) {
-    std::cerr << "example-classifier: " << worker.status() << "\n";
-    return absl::IsFailedPrecondition(worker.status()) ? 0 : 2;
-  }
-  std::string line, id, text;
-  while (true) {
-    auto next = (*worker)->NextShard();
-    if (!next.ok()) {
-      std::cerr << "example-classifier: " << next.status() << "\n";
-      return 1;
-    }
-    if (!next->has_value()) break;
-    elasticbatch::Shard& shard = **next;
-    auto reader = elasticbatch::LineRangeReader::Open(shard.input_path(), shard.begin(),
-                                                      shard.end());
-    if (!reader.ok()) {
-      (void)shard.Fail(reader.status());
-      continue;
-    }
-    auto out = elasticbatch::ShardOutput::Open(shard, (*worker)->output_dir());
-    if (!out.ok()) {
-      (void)shard.Fail(out.status());
-      continue;
-    }
-    absl::Status failure;
-    while (!shard.cancelled()) {
-      absl::StatusOr<bool> more = (*reader)->Next(&line);
-      if (!more.ok()) {
-        failure = more.status();
-        break;
-      }
-      if (!*more) break;
-      if (line.empty()) continue;
-      if (!Field(line, "id", &id) || !Field(line, "text", &text)) {
-        failure = absl::InvalidArgumentError(
-            absl::StrFormat("record %d of %s is not a {\"id\",\"text\"} object: %.80s",
-                            (*reader)->records(), shard.input_path(), line));
-        break;
-      }
-      const double score = model.Score(text);
-      failure =
-          (*out)->WriteLine(absl::StrFormat("{\"id\":%s,\"score\":%.4f,\"label\":%d}", id,
-                                            score, score >= *threshold ? 1 : 0));
-      if (!failure.ok()) break;  // e.g. the disk is full: the shard fails, loudly
-      shard.ReportProgress((*reader)->records(), (*reader)->units_done());
-    }
-    if (shard.cancelled()) continue;  // a duplicate won; the output is discarded
-    if (!failure.ok()) {
-      (void)shard.Fail(failure);
-      continue;
-    }
-    absl::Status committed = (*out)->Commit();
-    if (!committed.ok() && !absl::IsAborted(committed)) {
-      // Not published (e.g. the final flush failed): let another attempt redo it.
-      std::cerr << "example-classifier: " << committed << "\n";
-      (void)shard.Fail(committed);
+  // FAILED_PRECONDITION: a backup of this instance won the start race.
+  if (!worker.ok())
+    return Exit(worker.status(), absl::IsFailedPrecondition(worker.status()) ? 0 : 2);
+  for (absl::StatusOr<elasticbatch::Shard>& shard : (*worker)->Shards()) {
+    if (!shard.ok()) return Exit(shard.status(), 1);  // the master was lost
+    absl::Status scored = ScoreShard(*shard, model, *threshold);
+    if (!scored.ok() && !absl::IsAborted(scored)) {
+      // Not published: another attempt redoes it, or it is quarantined.
+      std::cerr << "example-classifier: " << scored << "\n";
+      (void)shard->Fail(scored);
     }
   }
   return 0;

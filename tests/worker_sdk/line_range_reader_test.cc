@@ -120,6 +120,26 @@ TEST_F(LineRangeReaderTest, WholeFile) {
   EXPECT_EQ(r.units_done, 17u);
 }
 
+TEST_F(LineRangeReaderTest, OnRecordSeesEachLinesProgressAndCanEndTheSplit) {
+  const std::string path = Write("alpha\nbeta\ngamma\n");
+  std::vector<std::pair<uint64_t, uint64_t>> seen;
+  LineRangeReader::Options options;
+  options.on_record = [&](uint64_t records, uint64_t units_done) {
+    seen.push_back({records, units_done});
+    return records < 2;  // stop at the second line, as for a cancelled shard
+  };
+  auto reader = LineRangeReader::Open(path, 0, 17, options);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::string line;
+  EXPECT_TRUE(*(*reader)->Next(&line));
+  EXPECT_EQ(line, "alpha");
+  EXPECT_FALSE(*(*reader)->Next(&line));
+  EXPECT_EQ(line, "");
+  EXPECT_FALSE(*(*reader)->Next(&line));
+  EXPECT_THAT(seen, ElementsAre(std::pair<uint64_t, uint64_t>{1, 6},
+                                std::pair<uint64_t, uint64_t>{2, 11}));
+}
+
 TEST_F(LineRangeReaderTest, CrlfEndingsAreStripped) {
   const std::string path = Write("a\r\nbb\r\n\r\nccc\r\n");
   EXPECT_THAT(ReadSplit(path, 0, 14).lines, ElementsAre("a", "bb", "", "ccc"));

@@ -342,6 +342,34 @@ TEST(PaiEnvironmentTest, MissingNamesTheEnvVariable) {
               HasSubstr("PAI_HPS_TRAIN_LEARNING_RATE"));
 }
 
+// Defaults stand in only for a parameter that is not set; one that is set
+// with a value of the wrong type is an error, never the default.
+TEST(PaiEnvironmentTest, GettersWithDefaults) {
+  Fixture f({{"PAI_HPS", R"({"threshold": 0.7, "dim": 64, "fast": true, "name": "m"})"},
+             {"PAI_HPS_BAD", "ten"},
+             {"PAI_HPS_EMPTY", ""}},
+            std::nullopt, std::nullopt);
+  ASSERT_TRUE(f.env.ok()) << f.env.status();
+  const PaiEnvironment& env = *f.env;
+  EXPECT_EQ(env.GetDouble("threshold", 0.5).value(), 0.7);
+  EXPECT_EQ(env.GetInt("dim", 1024).value(), 64);
+  EXPECT_EQ(env.GetBool("fast", false).value(), true);
+  EXPECT_EQ(env.GetString("name", "default").value(), "m");
+  EXPECT_EQ(env.GetDouble("absent", 0.5).value(), 0.5);
+  EXPECT_EQ(env.GetInt("absent", 1024).value(), 1024);
+  EXPECT_EQ(env.GetBool("absent", true).value(), true);
+  EXPECT_EQ(env.GetString("absent", "default").value(), "default");
+  for (const absl::Status& s :
+       {env.GetDouble("bad", 0.5).status(), env.GetInt("bad", 1).status(),
+        env.GetBool("bad", false).status(), env.GetInt("threshold", 1).status(),
+        env.GetDouble("empty", 0.5).status()}) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  }
+  EXPECT_THAT(std::string(env.GetInt("bad", 1).status().message()),
+              ::testing::AllOf(HasSubstr("'bad'"), HasSubstr("\"ten\""),
+                               HasSubstr("PAI_HPS_BAD")));
+}
+
 struct ChannelCase {
   Variables vars;
   bool input;  // Input() or Output()

@@ -1,6 +1,8 @@
-// The worker SDK against a real master on loopback: every line exactly once,
-// prefetch and heartbeats around a slow shard, cancellation of a lost lease,
-// failures and quarantine, and master restarts mid-shard.
+// The worker SDK against a real master on loopback, where the wire and the
+// real master are the point: every line exactly once, cancellation of a lost
+// lease, failures and quarantine, and master restarts mid-shard. Lease
+// renewal around a slow shard runs on fake time against a fake master
+// (worker_fake_master_test.cc).
 #include "elasticbatch/worker.h"
 
 #include <grpcpp/server.h>
@@ -180,46 +182,6 @@ TEST(WorkerTest, ThreeWorkersPublishEveryLineExactlyOnce) {
   EXPECT_EQ(committed, static_cast<int>(master.shards().shard_count()));
   EXPECT_EQ(OutputLines(master.output_dir()), AllLines(files));
   for (int c : master.CommitsPerShard()) EXPECT_EQ(c, 1);
-}
-
-TEST(WorkerTest, PrefetchedAndSlowShardsKeepTheirLeasesThroughHeartbeats) {
-  const MasterFixture::Files files = SampleFiles(200);
-  CoordinatorOptions options = FastOptions();
-  options.lease_timeout = absl::Milliseconds(600);  // the slow shard takes 3 timeouts
-  MasterFixture master(files, 1500, options);
-  auto worker = Worker::Create([&] {
-    WorkerOptions o =
-        Options(master.target(), 0, master.input_dir(), master.output_dir());
-    o.prefetch = 2;
-    return o;
-  }());
-  ASSERT_TRUE(worker.ok()) << worker.status();
-  // The first shard takes three lease timeouts; meanwhile two more sit
-  // prefetched and unstarted. Only heartbeats keep all three leases alive.
-  bool first = true;
-  uint64_t leased_while_slow = 0;
-  RunStats stats = RunWorker(**worker, [&](const Shard&, uint64_t) {
-    if (first) {
-      first = false;
-      absl::SleepFor(absl::Milliseconds(1800));
-      leased_while_slow = master.coordinator().Progress().leased_shards;
-    }
-    return true;
-  });
-  EXPECT_TRUE(stats.ended) << stats.error;
-  EXPECT_EQ(leased_while_slow, 3u) << "the prefetched shards must still be held";
-  // No lease expired: every shard was committed by its first attempt.
-  ASSERT_TRUE(master.Finish().ok());
-  int lines = 0;
-  for (absl::string_view line :
-       absl::StrSplit(testing::ReadFileOrEmpty(master.output_dir() + "/_manifest.jsonl"),
-                      '\n', absl::SkipEmpty())) {
-    ++lines;
-    EXPECT_THAT(std::string(line), HasSubstr("\"attempt\":1,")) << line;
-  }
-  EXPECT_EQ(lines, static_cast<int>(master.shards().shard_count()));
-  EXPECT_GT(master.shards().shard_count(), 3u);
-  EXPECT_EQ(OutputLines(master.output_dir()), AllLines(files));
 }
 
 TEST(WorkerTest, StragglerLosesToASpeculativeDuplicateAndIsCancelled) {

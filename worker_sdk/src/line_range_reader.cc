@@ -29,6 +29,7 @@ absl::StatusOr<std::unique_ptr<LineRangeReader>> LineRangeReader::Open(
   r->end_ = std::max(begin, end);
   r->buffer_.resize(std::max<size_t>(options.buffer_size, 4096));
   r->pos_ = begin;
+  r->on_record_ = std::move(options.on_record);
   if (begin > 0) {
     if (lseek(r->fd_, static_cast<off_t>(begin), SEEK_SET) < 0) {
       return absl::FailedPreconditionError(
@@ -83,12 +84,17 @@ absl::StatusOr<bool> LineRangeReader::ConsumeLine(std::string* out) {
 absl::StatusOr<bool> LineRangeReader::Next(std::string* line) {
   line->clear();
   // A split owns the lines that start at or before its end.
-  if (end_ == begin_ || pos_ > end_) return false;
+  if (stopped_ || end_ == begin_ || pos_ > end_) return false;
   absl::StatusOr<bool> got = ConsumeLine(line);
   if (!got.ok()) return got.status();
   if (!*got) return false;  // end of file
   if (!line->empty() && line->back() == '\r') line->pop_back();
   ++records_;
+  if (on_record_ && !on_record_(records_, units_done())) {
+    stopped_ = true;
+    line->clear();
+    return false;
+  }
   return true;
 }
 

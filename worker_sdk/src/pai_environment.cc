@@ -246,4 +246,28 @@ absl::StatusOr<std::string> PaiEnvironment::GetString(absl::string_view name) co
   return v->text;
 }
 
+absl::StatusOr<int64_t> PaiEnvironment::GetInt(absl::string_view name,
+                                               int64_t default_value) const {
+  if (!HasHyperparameter(name)) return default_value;
+  return GetInt(name);
+}
+
+absl::StatusOr<double> PaiEnvironment::GetDouble(absl::string_view name,
+                                                 double default_value) const {
+  if (!HasHyperparameter(name)) return default_value;
+  return GetDouble(name);
+}
+
+absl::StatusOr<bool> PaiEnvironment::GetBool(absl::string_view name,
+                                             bool default_value) const {
+  if (!HasHyperparameter(name)) return default_value;
+  return GetBool(name);
+}
+
+absl::StatusOr<std::string> PaiEnvironment::GetString(
+    absl::string_view name, absl::string_view default_value) const {
+  if (!HasHyperparameter(name)) return std::string(default_value);
+  return GetString(name);
+}
+
 }  // namespace elasticbatch

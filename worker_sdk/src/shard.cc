@@ -1,5 +1,8 @@
 #include "elasticbatch/shard.h"
 
+#include "absl/strings/str_cat.h"
+#include "elasticbatch/line_range_reader.h"
+#include "elasticbatch/shard_output.h"
 #include "worker_sdk/src/worker_core.h"
 
 namespace elasticbatch {
@@ -33,9 +36,35 @@ ShardUnit Shard::unit() const { return state_->unit; }
 const std::string& Shard::output_name() const { return state_->shard.output_name(); }
 bool Shard::speculative() const { return state_->shard.speculative(); }
 
+namespace {
+
+void Report(internal::ShardState& state, uint64_t records, uint64_t units_done) {
+  state.records = records;
+  if (units_done > 0) state.units = units_done;
+}
+
+}  // namespace
+
 void Shard::ReportProgress(uint64_t records, uint64_t units_done) {
-  state_->records = records;
-  if (units_done > 0) state_->units = units_done;
+  Report(*state_, records, units_done);
+}
+
+absl::StatusOr<std::unique_ptr<LineRangeReader>> Shard::OpenLines() {
+  if (unit() != ShardUnit::kBytes) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "shard ", id(), " is a range of record indexes, not of lines: use RecordRange"));
+  }
+  LineRangeReader::Options options;
+  // The state, not `this`: a Shard moves (it lives in a StatusOr, an optional).
+  options.on_record = [state = state_](uint64_t records, uint64_t units_done) {
+    Report(*state, records, units_done);
+    return !state->cancelled.load();
+  };
+  return LineRangeReader::Open(input_path(), begin(), end(), std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<ShardOutput>> Shard::OpenOutput() {
+  return ShardOutput::Open(*this, core_->output_dir());
 }
 
 uint64_t Shard::records() const { return state_->records.load(); }

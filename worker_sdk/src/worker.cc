@@ -24,6 +24,15 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(const WorkerOptions& opti
   return std::unique_ptr<Worker>(new Worker(std::move(*core)));
 }
 
+absl::StatusOr<std::unique_ptr<Worker>> internal::WorkerFactory::Create(
+    const WorkerOptions& options, std::unique_ptr<MasterClient> master,
+    std::shared_ptr<const Clock> clock) {
+  absl::StatusOr<std::shared_ptr<WorkerCore>> core =
+      WorkerCore::Start(options, std::move(master), std::move(clock));
+  if (!core.ok()) return core.status();
+  return std::unique_ptr<Worker>(new Worker(std::move(*core)));
+}
+
 absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(
     const WorkerOptions& overrides) {
   WorkerOptions options = overrides;
@@ -53,6 +62,33 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(
 }
 
 absl::StatusOr<std::optional<Shard>> Worker::NextShard() { return core_->NextShard(); }
+
+ShardRange::Iterator ShardRange::begin() {
+  if (!started_) {
+    started_ = true;
+    Advance();
+  }
+  return Iterator(this);
+}
+
+void ShardRange::Advance() {
+  // Release the previous shard before waiting: an unfinished one goes back to
+  // the master now rather than when the next one arrives.
+  current_ = absl::UnknownError("no shard");
+  if (failed_) {
+    done_ = true;
+    return;
+  }
+  absl::StatusOr<std::optional<Shard>> next = worker_->NextShard();
+  if (!next.ok()) {
+    current_ = next.status();
+    failed_ = true;
+  } else if (!next->has_value()) {
+    done_ = true;
+  } else {
+    current_ = std::move(**next);
+  }
+}
 bool Worker::job_over() const { return core_->ended(); }
 bool Worker::job_succeeded() const { return core_->job_succeeded(); }
 std::string Worker::end_reason() const { return core_->end_reason(); }

@@ -1,7 +1,6 @@
 #include "worker_sdk/src/worker_core.h"
 
 #include <fcntl.h>
-#include <grpcpp/create_channel.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -83,14 +82,10 @@ absl::Status CheckOutputName(const std::string& name) {
                                                  "', which is not a plain file name"));
 }
 
-bool Transient(grpc::StatusCode code) {
-  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::CANCELLED ||
-         code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         code == grpc::StatusCode::RESOURCE_EXHAUSTED;
-}
-
-absl::Status ToAbsl(const grpc::Status& s) {
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+bool Transient(absl::StatusCode code) {
+  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kCancelled ||
+         code == absl::StatusCode::kDeadlineExceeded ||
+         code == absl::StatusCode::kResourceExhausted;
 }
 
 absl::Duration FromProto(const google::protobuf::Duration& d) {
@@ -104,17 +99,12 @@ void SetLease(const LeaseKey& key, v1::LeaseRef* out) {
 
 }  // namespace
 
-WorkerCore::WorkerCore(const WorkerOptions& options)
-    : options_(options), rng_(std::random_device{}()) {
-  grpc::ChannelArguments args;
-  // Reconnect quickly to a restarted master; our own backoff paces retries.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-              static_cast<int>(absl::ToInt64Milliseconds(options.max_backoff)));
-  channel_ = grpc::CreateCustomChannel(options.master_address,
-                                       grpc::InsecureChannelCredentials(), args);
-  stub_ = v1::AIMaster::NewStub(channel_);
+WorkerCore::WorkerCore(const WorkerOptions& options, std::unique_ptr<MasterClient> master,
+                       std::shared_ptr<const Clock> clock)
+    : options_(options),
+      master_(std::move(master)),
+      clock_(std::move(clock)),
+      rng_(std::random_device{}()) {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   host_ = host;
@@ -128,6 +118,14 @@ absl::StatusOr<std::shared_ptr<WorkerCore>> WorkerCore::Start(
     return absl::InvalidArgumentError(
         "no master address: set AIMASTER_ADDR or WorkerOptions::master_address");
   }
+  static const RealClock* const kRealClock = new RealClock();
+  return Start(options, NewGrpcMasterClient(options.master_address, options.max_backoff),
+               std::shared_ptr<const Clock>(std::shared_ptr<const Clock>(), kRealClock));
+}
+
+absl::StatusOr<std::shared_ptr<WorkerCore>> WorkerCore::Start(
+    const WorkerOptions& options, std::unique_ptr<MasterClient> master,
+    std::shared_ptr<const Clock> clock) {
   if (options.prefetch > 1024) {
     return absl::InvalidArgumentError("prefetch must be at most 1024");
   }
@@ -135,15 +133,16 @@ absl::StatusOr<std::shared_ptr<WorkerCore>> WorkerCore::Start(
       options.max_backoff <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("rpc_timeout and max_backoff must be positive");
   }
-  auto core = std::shared_ptr<WorkerCore>(new WorkerCore(options));
-  grpc::Status registered = core->Register(0);
+  auto core = std::shared_ptr<WorkerCore>(
+      new WorkerCore(options, std::move(master), std::move(clock)));
+  absl::Status registered = core->Register(0);
   if (!registered.ok()) {
-    if (Transient(registered.error_code())) {
+    if (Transient(registered.code())) {
       return absl::UnavailableError(absl::StrCat("cannot reach the master at ",
                                                  options.master_address, ": ",
-                                                 registered.error_message()));
+                                                 registered.message()));
     }
-    return ToAbsl(registered);
+    return registered;
   }
   // Channel roots: as given, else from the environment contract.
   absl::StatusOr<PaiEnvironment> env = PaiEnvironment::FromEnvironment();
@@ -169,7 +168,8 @@ void WorkerCore::Stop() {
   if (thread_.joinable()) thread_.join();
   // Send outstanding confirmations until acknowledged, briefly: the master
   // needs them to count the shards as committed (a lost one only costs a
-  // redo of its shard).
+  // redo of its shard). Wall time, whatever the clock: this bounds how long
+  // the Worker's destructor blocks.
   const absl::Time give_up = absl::Now() + absl::Seconds(2);
   while (absl::Now() < give_up) {
     v1::HeartbeatRequest req;
@@ -180,9 +180,7 @@ void WorkerCore::Stop() {
       TakeConfirmations(req.mutable_published());
     }
     v1::HeartbeatResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(give_up));
-    if (!stub_->Heartbeat(&ctx, req, &resp).ok()) return;
+    if (!master_->Heartbeat(req, &resp, give_up - absl::Now()).ok()) return;
     Acknowledge(resp.confirmed());
     absl::SleepFor(absl::Milliseconds(5));
   }
@@ -195,7 +193,7 @@ bool WorkerCore::BackOffUnlessStopped(absl::Duration* backoff) {
       rng_() % static_cast<uint64_t>(absl::ToInt64Nanoseconds(*backoff) + 1)));
   *backoff = std::min(*backoff * 2, options_.max_backoff);
   auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-  return !mu_.AwaitWithTimeout(absl::Condition(&stop), wait);
+  return !clock_->AwaitWithDeadline(&mu_, absl::Condition(&stop), clock_->Now() + wait);
 }
 
 bool WorkerCore::JobEndedOnDisk() {
@@ -214,9 +212,8 @@ bool WorkerCore::JobEndedOnDisk() {
   return false;
 }
 
-grpc::Status WorkerCore::JobOverStatus() const {
-  return grpc::Status(grpc::StatusCode::ABORTED,
-                      absl::StrCat("the job is over (", end_reason(), ")"));
+absl::Status WorkerCore::JobOverStatus() const {
+  return absl::AbortedError(absl::StrCat("the job is over (", end_reason(), ")"));
 }
 
 absl::Status WorkerCore::ValidateShard(const v1::Shard& shard) const {
@@ -243,13 +240,13 @@ absl::Status WorkerCore::ValidateShard(const v1::Shard& shard) const {
   return absl::OkStatus();
 }
 
-grpc::Status WorkerCore::Register(uint64_t stale_session) {
+absl::Status WorkerCore::Register(uint64_t stale_session) {
   absl::MutexLock registering(&register_mu_);
   v1::RegisterWorkerRequest req;
   std::vector<LeaseKey> sent_published;
   {
     absl::MutexLock lock(&mu_);
-    if (stale_session != 0 && session_ != stale_session) return grpc::Status::OK;
+    if (stale_session != 0 && session_ != stale_session) return absl::OkStatus();
     req.set_task_type("worker");
     req.set_task_index(options_.task_index);
     req.set_attempt(options_.attempt);
@@ -269,30 +266,26 @@ grpc::Status WorkerCore::Register(uint64_t stale_session) {
       sent_published.push_back(key);
     }
   }
-  const absl::Time started = absl::Now();
+  const absl::Time started = clock_->Now();
   absl::Duration backoff = kInitialBackoff;
   v1::RegisterWorkerResponse resp;
   while (true) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
     resp.Clear();
-    grpc::Status s = stub_->RegisterWorker(&ctx, req, &resp);
+    absl::Status s = master_->RegisterWorker(req, &resp, options_.rpc_timeout);
     if (s.ok()) break;
-    if (!Transient(s.error_code())) return s;
+    if (!Transient(s.code())) return s;
     if (JobEndedOnDisk()) return JobOverStatus();
-    if (absl::Now() - started > options_.master_lost_timeout) return s;
+    if (clock_->Now() - started > options_.master_lost_timeout) return s;
     if (!BackOffUnlessStopped(&backoff)) return s;
   }
   absl::MutexLock lock(&mu_);
   if (!job_uid_.empty() && resp.job().job_uid() != job_uid_) {
     // Same address, another job instance (a master started over with a fresh
     // state dir): our leases and outputs mean nothing to it.
-    const grpc::Status other(
-        grpc::StatusCode::FAILED_PRECONDITION,
-        absl::StrCat("the master at ", options_.master_address,
-                     " now runs another job instance (", resp.job().job_uid(), ", not ",
-                     job_uid_, "): stopping"));
-    FatalLocked(ToAbsl(other));
+    const absl::Status other = absl::FailedPreconditionError(absl::StrCat(
+        "the master at ", options_.master_address, " now runs another job instance (",
+        resp.job().job_uid(), ", not ", job_uid_, "): stopping"));
+    FatalLocked(other);
     return other;
   }
   if (input_channel_.empty()) {
@@ -313,11 +306,11 @@ grpc::Status WorkerCore::Register(uint64_t stale_session) {
   }
   // Published leases sent with the registration were confirmed by it.
   for (const LeaseKey& key : sent_published) published_.erase(key);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status WorkerCore::CallMaster(
-    const std::function<grpc::Status(grpc::ClientContext*, uint64_t)>& rpc) {
+absl::Status WorkerCore::CallMaster(
+    const std::function<absl::Status(absl::Duration, uint64_t)>& rpc) {
   absl::Time lost_since = absl::InfinitePast();
   absl::Duration backoff = kInitialBackoff;
   while (true) {
@@ -326,25 +319,22 @@ grpc::Status WorkerCore::CallMaster(
       absl::MutexLock lock(&mu_);
       session = session_;
     }
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
-    grpc::Status s = rpc(&ctx, session);
+    absl::Status s = rpc(options_.rpc_timeout, session);
     if (s.ok()) return s;
-    if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+    if (absl::IsNotFound(s)) {
       // The master restarted (or forgot us): register again with our leases.
-      grpc::Status r = Register(session);
+      absl::Status r = Register(session);
       if (!r.ok()) return r;
       continue;
     }
-    if (!Transient(s.error_code())) return s;
-    const absl::Time now = absl::Now();
+    if (!Transient(s.code())) return s;
+    const absl::Time now = clock_->Now();
     if (lost_since == absl::InfinitePast()) lost_since = now;
     if (JobEndedOnDisk()) return JobOverStatus();
     if (now - lost_since > options_.master_lost_timeout) {
-      return grpc::Status(
-          grpc::StatusCode::UNAVAILABLE,
+      return absl::UnavailableError(
           absl::StrCat("the master at ", options_.master_address, " was unreachable for ",
-                       absl::FormatDuration(now - lost_since), ": ", s.error_message()));
+                       absl::FormatDuration(now - lost_since), ": ", s.message()));
     }
     if (!BackOffUnlessStopped(&backoff)) return s;
   }
@@ -370,7 +360,7 @@ void WorkerCore::FillProgress(
 
 void WorkerCore::TakeConfirmations(
     google::protobuf::RepeatedPtrField<v1::LeaseRef>* out) {
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   for (auto& [key, published] : published_) {
     SetLease(key, out->Add());
     published.second = now;
@@ -456,7 +446,7 @@ void WorkerCore::Run() {
       };
       auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         if (stopping_ || ended_ || !fatal_.ok()) return true;
-        const absl::Time now = absl::Now();
+        const absl::Time now = clock_->Now();
         return (wanted() > 0 && now >= next_acquire_) ||
                now - oldest_confirmation() >= kConfirmationDelay ||
                now - last_heartbeat_ >= heartbeat_interval_;
@@ -465,10 +455,10 @@ void WorkerCore::Run() {
         absl::Time wake = last_heartbeat_ + heartbeat_interval_;
         if (wanted() > 0) wake = std::min(wake, next_acquire_);
         wake = std::min(wake, oldest_confirmation() + kConfirmationDelay);
-        mu_.AwaitWithDeadline(absl::Condition(&ready), wake);
+        clock_->AwaitWithDeadline(&mu_, absl::Condition(&ready), wake);
       }
       if (stopping_ || ended_ || !fatal_.ok()) return;
-      const absl::Time now = absl::Now();
+      const absl::Time now = clock_->Now();
       acquire = now >= next_acquire_ ? wanted() : 0;
       heartbeat = now - last_heartbeat_ >= heartbeat_interval_ ||
                   (acquire == 0 && now - oldest_confirmation() >= kConfirmationDelay);
@@ -489,7 +479,7 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
   const absl::Duration wait = user_waiting
                                   ? std::min(heartbeat_interval_ / 2, kMaxLongPoll)
                                   : absl::ZeroDuration();
-  grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
+  absl::Status s = CallMaster([&](absl::Duration timeout, uint64_t session) {
     v1::AcquireShardsRequest req;
     req.set_session_id(session);
     req.set_max_shards(max_shards);
@@ -502,11 +492,11 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
       TakeConfirmations(req.mutable_published());
     }
     resp.Clear();
-    return stub_->AcquireShards(ctx, req, &resp);
+    return master_->AcquireShards(req, &resp, timeout);
   });
   if (!s.ok()) {
     absl::MutexLock lock(&mu_);
-    if (!ended_ && !stopping_) FatalLocked(ToAbsl(s));
+    if (!ended_ && !stopping_) FatalLocked(s);
     return false;
   }
   Acknowledge(resp.confirmed());
@@ -518,7 +508,7 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
   std::vector<std::pair<LeaseKey, absl::Status>> refused;
   {
     absl::MutexLock lock(&mu_);
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     last_heartbeat_ = now;  // the call renewed every lease it listed
     if (resp.outcome() == v1::AcquireShardsResponse::WAIT) {
       next_acquire_ = now + std::clamp(FromProto(resp.retry_after()),
@@ -548,7 +538,7 @@ bool WorkerCore::AcquireOnce(uint32_t max_shards) {
 
 void WorkerCore::HeartbeatOnce() {
   v1::HeartbeatResponse resp;
-  grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
+  absl::Status s = CallMaster([&](absl::Duration timeout, uint64_t session) {
     v1::HeartbeatRequest req;
     req.set_session_id(session);
     {
@@ -557,13 +547,13 @@ void WorkerCore::HeartbeatOnce() {
       TakeConfirmations(req.mutable_published());
     }
     resp.Clear();
-    return stub_->Heartbeat(ctx, req, &resp);
+    return master_->Heartbeat(req, &resp, timeout);
   });
   {
     absl::MutexLock lock(&mu_);
-    last_heartbeat_ = absl::Now();
+    last_heartbeat_ = clock_->Now();
     if (!s.ok()) {
-      if (!ended_ && !stopping_) FatalLocked(ToAbsl(s));
+      if (!ended_ && !stopping_) FatalLocked(s);
       return;
     }
   }
@@ -613,7 +603,7 @@ absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
         absl::StrCat("the lease of shard ", key.first, " was lost; output discarded"));
   }
   v1::CommitShardResponse resp;
-  grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
+  absl::Status s = CallMaster([&](absl::Duration timeout, uint64_t session) {
     v1::CommitShardRequest req;
     req.set_session_id(session);
     v1::ShardCompletion* c = req.add_commits();
@@ -624,11 +614,11 @@ absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
       TakeConfirmations(req.mutable_published());
     }
     resp.Clear();
-    return stub_->CommitShard(ctx, req, &resp);
+    return master_->CommitShard(req, &resp, timeout);
   });
   if (!s.ok()) {
-    if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) MarkFatal(ToAbsl(s));
-    return ToAbsl(s);
+    if (absl::IsFailedPrecondition(s)) MarkFatal(s);
+    return s;
   }
   Acknowledge(resp.confirmed());
   HandleCommands(resp.commands());
@@ -646,30 +636,30 @@ absl::Status WorkerCore::Commit(const std::shared_ptr<ShardState>& state,
     // master no longer knows the grant (it restarted and another attempt
     // committed, or the job is over and its staging dir is gone), this
     // attempt simply lost.
-    grpc::Status f = ReportFailure(key, published, /*cancelled=*/true);
-    if (f.error_code() == grpc::StatusCode::FAILED_PRECONDITION || ended()) {
+    absl::Status f = ReportFailure(key, published, /*cancelled=*/true);
+    if (absl::IsFailedPrecondition(f) || ended()) {
       return absl::AbortedError(absl::StrCat("shard ", key.first, " attempt ", key.second,
-                                             " lost its grant: ", f.error_message()));
+                                             " lost its grant: ", f.message()));
     }
     return published;
   }
   absl::MutexLock lock(&mu_);
-  published_[key] = {state->records.load(), absl::Now()};
+  published_[key] = {state->records.load(), clock_->Now()};
   state->finished = true;
   held_.erase(key);
   return absl::OkStatus();
 }
 
-grpc::Status WorkerCore::ReportFailure(const LeaseKey& key, const absl::Status& error,
+absl::Status WorkerCore::ReportFailure(const LeaseKey& key, const absl::Status& error,
                                        bool cancelled) {
   v1::FailShardResponse resp;
-  grpc::Status s = CallMaster([&](grpc::ClientContext* ctx, uint64_t session) {
+  absl::Status s = CallMaster([&](absl::Duration timeout, uint64_t session) {
     v1::FailShardRequest req;
     req.set_session_id(session);
     SetLease(key, req.mutable_lease());
     req.set_error(error.ToString());
     resp.Clear();
-    return stub_->FailShard(ctx, req, &resp);
+    return master_->FailShard(req, &resp, timeout);
   });
   {
     absl::MutexLock lock(&mu_);
@@ -681,12 +671,10 @@ grpc::Status WorkerCore::ReportFailure(const LeaseKey& key, const absl::Status& 
 
 absl::Status WorkerCore::Fail(const std::shared_ptr<ShardState>& state,
                               const absl::Status& error) {
-  grpc::Status s = ReportFailure(state->key(), error, /*cancelled=*/false);
+  absl::Status s = ReportFailure(state->key(), error, /*cancelled=*/false);
   // FAILED_PRECONDITION: the lease was gone already; the shard is requeued anyway.
-  if (s.ok() || s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-    return absl::OkStatus();
-  }
-  return ToAbsl(s);
+  if (s.ok() || absl::IsFailedPrecondition(s)) return absl::OkStatus();
+  return s;
 }
 
 void WorkerCore::Abandon(const std::shared_ptr<ShardState>& state) {

@@ -2,15 +2,14 @@
 // prefetches shards, renews leases with heartbeats and sends publish
 // confirmations; user threads call NextShard, Commit and Fail.
 //
-// Every call to the master goes through CallMaster(): it retries UNAVAILABLE
+// The master is reached through a MasterClient and time read from a Clock,
+// both injected (WorkerFactory), so tests run it against a fake master on
+// fake time. Every call to the master goes through CallMaster(): it retries UNAVAILABLE
 // (and CANCELLED / DEADLINE_EXCEEDED) with jittered exponential backoff, and on
 // NOT_FOUND (the master restarted) re-registers with every lease this process
 // holds, then retries. Thread-safe.
 #ifndef ELASTICBATCH_WORKER_SDK_SRC_WORKER_CORE_H_
 #define ELASTICBATCH_WORKER_SDK_SRC_WORKER_CORE_H_
-
-#include <grpcpp/channel.h>
-#include <grpcpp/client_context.h>
 
 #include <atomic>
 #include <deque>
@@ -28,8 +27,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "elasticbatch/shard.h"
-#include "elasticbatch/v1/elasticbatch.grpc.pb.h"
+#include "elasticbatch/v1/elasticbatch.pb.h"
 #include "elasticbatch/worker.h"
+#include "worker_sdk/src/clock.h"
+#include "worker_sdk/src/master_client.h"
 
 namespace elasticbatch::internal {
 
@@ -51,8 +52,12 @@ struct ShardState {
 
 class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
  public:
-  // Connects, registers and starts the background thread.
+  // Connects (gRPC, real time), registers and starts the background thread.
   static absl::StatusOr<std::shared_ptr<WorkerCore>> Start(const WorkerOptions& options);
+  // Start() through `master` on `clock`.
+  static absl::StatusOr<std::shared_ptr<WorkerCore>> Start(
+      const WorkerOptions& options, std::unique_ptr<MasterClient> master,
+      std::shared_ptr<const Clock> clock);
   ~WorkerCore();
   // Sends outstanding confirmations (briefly) and stops the background thread.
   void Stop();
@@ -75,14 +80,14 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   uint32_t task_index() const { return options_.task_index; }
 
  private:
-  explicit WorkerCore(const WorkerOptions& options);
+  WorkerCore(const WorkerOptions& options, std::unique_ptr<MasterClient> master,
+             std::shared_ptr<const Clock> clock);
 
-  // Runs `rpc(ctx, session)` until it is not a transient failure; see above.
-  // `lease_may_be_gone`: FAILED_PRECONDITION only means the lease is gone.
-  grpc::Status CallMaster(
-      const std::function<grpc::Status(grpc::ClientContext*, uint64_t session)>& rpc);
+  // Runs `rpc(timeout, session)` until it is not a transient failure; see above.
+  absl::Status CallMaster(
+      const std::function<absl::Status(absl::Duration timeout, uint64_t session)>& rpc);
   // Registers (again). `stale_session`: only if the session is still this one.
-  grpc::Status Register(uint64_t stale_session);
+  absl::Status Register(uint64_t stale_session);
   // Waits a random time up to `*backoff` unless Stop() is called, and doubles
   // `*backoff` up to max_backoff; false when stopping.
   bool BackOffUnlessStopped(absl::Duration* backoff);
@@ -90,7 +95,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   // instance: the job is over (the master may be gone for good).
   bool JobEndedOnDisk();
   // The status a call returns once JobEndedOnDisk() said the job is over.
-  grpc::Status JobOverStatus() const;
+  absl::Status JobOverStatus() const;
   // OK when a shard from the master stays within this worker's input and
   // output roots and is well-formed; else why not (the shard is failed, never
   // processed: a rogue or confused master must not steer the worker).
@@ -104,7 +109,7 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   void HandleCommands(
       const google::protobuf::RepeatedPtrField<v1::WorkerCommand>& commands);
   // Tells the master the attempt failed with `error` and drops the lease here.
-  grpc::Status ReportFailure(const LeaseKey& key, const absl::Status& error,
+  absl::Status ReportFailure(const LeaseKey& key, const absl::Status& error,
                              bool cancelled);
   void MarkEnded(bool succeeded, const std::string& reason);
   void MarkFatal(const absl::Status& status);
@@ -123,8 +128,8 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   std::string ResolveInput(const std::string& source) const;
 
   const WorkerOptions options_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::AIMaster::Stub> stub_;
+  const std::unique_ptr<MasterClient> master_;
+  const std::shared_ptr<const Clock> clock_;
   std::string host_;
 
   // Facts from the first registration; constant afterwards.
@@ -154,6 +159,15 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   absl::Mutex register_mu_;  // one (re-)registration at a time
   std::thread thread_;
+};
+
+// How a Worker is made around an injected master client and clock (a friend
+// of Worker): the seam for tests with a fake master and fake time.
+class WorkerFactory {
+ public:
+  static absl::StatusOr<std::unique_ptr<Worker>> Create(
+      const WorkerOptions& options, std::unique_ptr<MasterClient> master,
+      std::shared_ptr<const Clock> clock);
 };
 
 }  // namespace elasticbatch::internal

@@ -6,7 +6,8 @@
 // every line of the file is read by exactly one split: CRLF endings, a missing
 // final newline, empty lines and lines longer than a split included.
 //
-//   auto reader = LineRangeReader::Open(path, shard.begin, shard.end);
+//   auto reader = LineRangeReader::Open(path, shard.begin(), shard.end());
+//   // or shard.OpenLines(): the same reader, reporting progress to the shard
 //   std::string line;
 //   while (true) {
 //     absl::StatusOr<bool> more = (*reader)->Next(&line);
@@ -20,6 +21,7 @@
 #define ELASTICBATCH_LINE_RANGE_READER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +35,10 @@ class LineRangeReader {
   struct Options {
     // Read buffer. Default: 256 KiB.
     size_t buffer_size = 256 << 10;
+    // Called after each line with records() and units_done(), so progress is
+    // reported where records are consumed; returning false ends the split
+    // early (Next() returns false). Default: none.
+    std::function<bool(uint64_t records, uint64_t units_done)> on_record;
   };
 
   // NOT_FOUND / PERMISSION_DENIED name the path.
@@ -50,7 +56,7 @@ class LineRangeReader {
   LineRangeReader& operator=(const LineRangeReader&) = delete;
 
   // Reads the next line of the split into `line`, without its terminator.
-  // Returns false at the end of the split.
+  // Returns false at the end of the split (or once on_record said stop).
   absl::StatusOr<bool> Next(std::string* line);
 
   // Bytes of the split consumed so far (for progress reports), capped at its size.
@@ -75,6 +81,8 @@ class LineRangeReader {
   size_t buffer_pos_ = 0;
   size_t buffer_len_ = 0;
   uint64_t records_ = 0;
+  std::function<bool(uint64_t, uint64_t)> on_record_;
+  bool stopped_ = false;  // on_record_ said stop
 };
 
 }  // namespace elasticbatch

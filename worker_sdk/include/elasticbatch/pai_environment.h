@@ -3,13 +3,16 @@
 //
 //   absl::StatusOr<PaiEnvironment> env = PaiEnvironment::FromEnvironment();
 //   std::optional<std::string> train = env->Input("train");    // PAI_INPUT_TRAIN
-//   absl::StatusOr<int64_t> epochs = env->GetInt("epochs");    // PAI_HPS /
-//   PAI_HPS_EPOCHS
+//   absl::StatusOr<int64_t> epochs = env->GetInt("epochs");    // PAI_HPS, PAI_HPS_EPOCHS
+//   absl::StatusOr<double> lr = env->GetDouble("lr", 0.01);   // 0.01 when not set
 //
 // Hyperparameters are looked up in PAI_HPS (JSON, original names), then in
 // PAI_HPS_<NAME>, then in <config dir>/hyperparameters.json. A value of the
 // wrong type is INVALID_ARGUMENT naming the parameter and its value; a missing
-// one is NOT_FOUND. Immutable after construction, hence thread-safe.
+// one is NOT_FOUND, or the default for the getters that take one (a value that
+// is set but of the wrong type is still an error: a typo in a job's
+// hyperparameters must not silently run with the default). Immutable after construction,
+// hence thread-safe.
 #ifndef ELASTICBATCH_PAI_ENVIRONMENT_H_
 #define ELASTICBATCH_PAI_ENVIRONMENT_H_
 
@@ -54,6 +57,13 @@ class PaiEnvironment {
   // Strings as they are; numbers and booleans in their JSON spelling.
   absl::StatusOr<std::string> GetString(absl::string_view name) const;
   bool HasHyperparameter(absl::string_view name) const;
+
+  // As above, but `default_value` when the parameter is not set at all.
+  absl::StatusOr<int64_t> GetInt(absl::string_view name, int64_t default_value) const;
+  absl::StatusOr<double> GetDouble(absl::string_view name, double default_value) const;
+  absl::StatusOr<bool> GetBool(absl::string_view name, bool default_value) const;
+  absl::StatusOr<std::string> GetString(absl::string_view name,
+                                        absl::string_view default_value) const;
 
   // PAI_WORKING_DIR and PAI_CONFIG_DIR; empty when unset.
   const std::string& working_dir() const { return working_dir_; }

@@ -1,9 +1,15 @@
-// Shard: one leased unit of work, as handed out by Worker::NextShard().
+// Shard: one leased unit of work, as handed out by Worker::Shards() or
+// Worker::NextShard().
 //
-//   std::optional<Shard> shard = ...;
-//   for (...) { Score(record); shard->ReportProgress(++n, reader.units_done()); }
-//   absl::Status s = shard->Commit();       // without output, or use ShardOutput
-//   // or: shard->Fail(absl::InternalError("model crashed"));
+//   auto lines = shard.OpenLines();     // reports progress as it reads
+//   auto out = shard.OpenOutput();      // staged; published by Commit()
+//   std::string line;
+//   absl::StatusOr<bool> more;
+//   while ((more = (*lines)->Next(&line)).ok() && *more) {
+//     absl::Status written = (*out)->WriteLine(Score(line));  // sticky: Commit() sees it
+//   }
+//   absl::Status s = more.ok() ? (*out)->Commit() : more.status();
+//   // shard.Commit() commits without output; on an error: shard.Fail(s)
 //
 // A Shard is move-only; its methods are thread-safe. After the master revoked
 // the lease (it expired, or a duplicate committed first) cancelled() turns
@@ -17,6 +23,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace elasticbatch {
 
@@ -24,6 +31,9 @@ namespace internal {
 class WorkerCore;
 struct ShardState;
 }  // namespace internal
+
+class LineRangeReader;  // elasticbatch/line_range_reader.h
+class ShardOutput;      // elasticbatch/shard_output.h
 
 enum class ShardUnit {
   kBytes,    // [begin, end) is a byte range of input_path(); align with LineRangeReader
@@ -54,8 +64,19 @@ class Shard {
   // True for a speculative duplicate of a straggler's shard.
   bool speculative() const;
 
+  // A reader of this BYTES shard's lines that reports progress to the shard
+  // as it reads (no ReportProgress calls needed), and ends early once the
+  // shard is cancelled (Commit() then returns ABORTED). The reader keeps what
+  // it reports to alive, so it may outlive the Shard. FAILED_PRECONDITION for
+  // a RECORDS shard (use RecordRange); else as LineRangeReader::Open.
+  absl::StatusOr<std::unique_ptr<LineRangeReader>> OpenLines();
+  // This shard's output in the worker's output directory: as
+  // ShardOutput::Open(*this, worker.output_dir()). The Shard must outlive it.
+  absl::StatusOr<std::unique_ptr<ShardOutput>> OpenOutput();
+
   // Records processed so far and, optionally, the position reached in the
   // shard's unit counted from begin() (lets the master spot stragglers).
+  // Readers from OpenLines() call it themselves.
   void ReportProgress(uint64_t records, uint64_t units_done = 0);
   uint64_t records() const;
   bool cancelled() const;

@@ -5,8 +5,8 @@
 // atomically onto <output dir>/<output_name> ("part-00042"); otherwise it is
 // deleted. A crash at any point leaves no partial part-* file.
 //
-//   auto out = ShardOutput::Open(shard, worker->output_dir());
-//   (*out)->WriteLine("{\"label\":1}");
+//   auto out = shard.OpenOutput();   // ShardOutput::Open(shard, worker->output_dir())
+//   absl::Status written = (*out)->WriteLine("{\"label\":1}");  // sticky on error
 //   absl::Status s = (*out)->Commit();   // OK, or ABORTED: another attempt won
 //
 // Not thread-safe.

@@ -2,14 +2,13 @@
 //
 //   auto worker = elasticbatch::Worker::FromEnvironment();   // ELASTICBATCH_CONFIG, ...
 //   if (!worker.ok()) { std::cerr << worker.status() << "\n"; return 2; }
-//   while (true) {
-//     absl::StatusOr<std::optional<Shard>> shard = (*worker)->NextShard();
-//     if (!shard.ok()) return 1;        // master unreachable for too long
-//     if (!*shard) break;               // all data done: exit 0
-//     auto out = ShardOutput::Open(**shard, (*worker)->output_dir());
-//     ... read (*shard)->input_path() [begin, end), write *out ...
-//     (*out)->Commit();
-//   }
+//   for (absl::StatusOr<elasticbatch::Shard>& shard : (*worker)->Shards()) {
+//     if (!shard.ok()) return 1;        // master lost, or it told us to stop
+//     auto lines = shard->OpenLines();  // reports progress as it reads
+//     auto out = shard->OpenOutput();
+//     ... check both, read *lines, write *out ...
+//     absl::Status s = (*out)->Commit();  // published once, or ABORTED: another won
+//   }                                   // all data done: exit 0
 //
 // It registers at once (no waiting for other workers), prefetches shards so a
 // fast worker never waits on a round trip, heartbeats progress from a
@@ -21,36 +20,44 @@
 #ifndef ELASTICBATCH_WORKER_H_
 #define ELASTICBATCH_WORKER_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+// Included for what Shard::OpenLines() and OpenOutput() return.
+#include "elasticbatch/line_range_reader.h"
 #include "elasticbatch/shard.h"
+#include "elasticbatch/shard_output.h"
 
 namespace elasticbatch {
 
 namespace internal {
 class WorkerCore;
+class WorkerFactory;
 }  // namespace internal
 
 struct WorkerOptions {
-  // host:port of the AIMaster. Default (FromEnvironment): $AIMASTER_ADDR.
+  // host:port of the AIMaster; required. Default: empty; FromEnvironment():
+  // $AIMASTER_ADDR.
   std::string master_address;
-  // This instance's index. Default (FromEnvironment): ELASTICBATCH_CONFIG task.index.
+  // This instance's index. Default: 0; FromEnvironment(): ELASTICBATCH_CONFIG's
+  // task.index.
   uint32_t task_index = 0;
-  // Launch attempt of this instance. Default (FromEnvironment): $ELASTICBATCH_ATTEMPT or
-  // 0.
+  // Launch attempt of this instance. Default: 0; FromEnvironment():
+  // $ELASTICBATCH_ATTEMPT, else 0.
   uint32_t attempt = 0;
   // Shards held beyond the one being processed. Default: 1.
   uint32_t prefetch = 1;
-  // Root of the input channel shards name their sources in. Default: the
-  // job's input channel's PAI_INPUT_<CHANNEL>, as the master names it.
+  // Root of the input channel shards name their sources in. Default: empty,
+  // meaning PAI_INPUT_<CHANNEL> of the job's input channel as the master names it.
   std::string input_root;
-  // Where ShardOutput publishes. Default: PAI_OUTPUT_<CHANNEL> of the job's
-  // output channel.
+  // Where ShardOutput publishes. Default: empty, meaning PAI_OUTPUT_<CHANNEL> of
+  // the job's output channel.
   std::string output_dir;
   // Deadline of each call to the master. Default: 10s.
   absl::Duration rpc_timeout = absl::Seconds(10);
@@ -59,6 +66,53 @@ struct WorkerOptions {
   // Give up (NextShard returns UNAVAILABLE) when the master stays unreachable
   // this long and has left no _SUCCESS/_FAILED in the output. Default: 10min.
   absl::Duration master_lost_timeout = absl::Minutes(10);
+};
+
+class Worker;
+
+// The shards of a Worker as a single-pass range (Worker::Shards()). Each step
+// releases the previous shard (left to the master if unfinished) and calls
+// NextShard(): the range ends when the job is over; an error is yielded once,
+// as a non-OK element, and then the range ends. Not thread-safe.
+class ShardRange {
+ public:
+  class Iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = absl::StatusOr<Shard>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = value_type*;
+    using reference = value_type&;
+    reference operator*() const { return range_->current_; }
+    pointer operator->() const { return &range_->current_; }
+    Iterator& operator++() {
+      range_->Advance();
+      return *this;
+    }
+    bool operator==(const Iterator& other) const { return at_end() == other.at_end(); }
+    bool operator!=(const Iterator& other) const { return !(*this == other); }
+
+   private:
+    friend class ShardRange;
+    explicit Iterator(ShardRange* range) : range_(range) {}
+    bool at_end() const { return range_ == nullptr || range_->done_; }
+    ShardRange* range_;
+  };
+
+  // Waits for the first shard.
+  Iterator begin();
+  Iterator end() { return Iterator(nullptr); }
+
+ private:
+  friend class Worker;
+  explicit ShardRange(Worker* worker) : worker_(worker) {}
+  void Advance();
+
+  Worker* worker_;
+  absl::StatusOr<Shard> current_;
+  bool started_ = false;
+  bool done_ = false;
+  bool failed_ = false;  // yielded an error: end at the next step
 };
 
 class Worker {
@@ -78,6 +132,9 @@ class Worker {
   // Blocks until a shard is ready (nullopt: the job is over). UNAVAILABLE when
   // the master was lost; FAILED_PRECONDITION when it told this worker to stop.
   absl::StatusOr<std::optional<Shard>> NextShard();
+  // The same as a range: for (absl::StatusOr<Shard>& shard : worker->Shards()).
+  // The Worker must outlive the range.
+  ShardRange Shards() { return ShardRange(this); }
 
   // True once the master said the job is over (shards in progress are then
   // cancelled).
@@ -94,6 +151,7 @@ class Worker {
   uint32_t task_index() const;
 
  private:
+  friend class internal::WorkerFactory;
   explicit Worker(std::shared_ptr<internal::WorkerCore> core);
   std::shared_ptr<internal::WorkerCore> core_;
 };
