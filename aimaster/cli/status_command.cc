@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "aimaster/cli/commands.h"
+#include "aimaster/core/job_coordinator.h"
 #include "aimaster/core/worker_fleet.h"
 #include "elasticbatch/v1/admin.grpc.pb.h"
 
@@ -35,14 +36,16 @@ int RpcError(const grpc::Status& s) {
   return 1;
 }
 
-const char* StateName(v1::JobState s) {
+// The core's name of a proto job state; "unknown" for a state this build
+// does not know.
+std::string StateName(v1::JobState s) {
   switch (s) {
     case v1::JOB_STATE_RUNNING:
-      return "running";
+      return std::string(JobStateName(JobState::kRunning));
     case v1::JOB_STATE_SUCCEEDED:
-      return "succeeded";
+      return std::string(JobStateName(JobState::kSucceeded));
     case v1::JOB_STATE_FAILED:
-      return "failed";
+      return std::string(JobStateName(JobState::kFailed));
     default:
       return "unknown";
   }

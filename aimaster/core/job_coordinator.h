@@ -28,6 +28,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "aimaster/core/clock.h"
@@ -166,10 +167,6 @@ struct CommitCallResult {
   uint64_t durable_seq = 0;
 };
 
-// The former name of CommitCallResult (one letter from CommitResult), kept
-// only until the tests that still spell it move over.
-using CommitResults = CommitCallResult;
-
 struct FailResult {
   bool quarantined = false;
   uint32_t failures = 0;
@@ -178,6 +175,10 @@ struct FailResult {
 };
 
 enum class JobState { kRunning, kSucceeded, kFailed };
+
+// "running", "succeeded" or "failed": the one text of each state, as the
+// summary, status and logs show it.
+absl::string_view JobStateName(JobState state);
 
 struct JobProgress {
   JobState state = JobState::kRunning;

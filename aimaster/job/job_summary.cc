@@ -20,18 +20,6 @@ std::string Eta(const JobProgress& p) {
   return absl::FormatDuration(absl::Trunc(*p.eta, absl::Seconds(1)));
 }
 
-const char* JobStateName(JobState s) {
-  switch (s) {
-    case JobState::kSucceeded:
-      return "succeeded";
-    case JobState::kFailed:
-      return "failed";
-    case JobState::kRunning:
-      break;
-  }
-  return "running";
-}
-
 // Seconds to the millisecond, as the summary has always shown them.
 double Seconds(absl::Duration d) {
   return std::round(absl::ToDoubleSeconds(d) * 1000) / 1000;
@@ -154,7 +142,7 @@ absl::Status WriteSummaryJson(const JobCoordinator& coordinator,
   const JobProgress p = coordinator.Progress();
   Json summary;
   summary["job_id"] = coordinator.options().job_id;
-  summary["state"] = JobStateName(p.state);
+  summary["state"] = std::string(JobStateName(p.state));
   summary["reason"] = p.reason;
   summary["total_shards"] = p.total_shards;
   summary["committed_shards"] = p.committed_shards;

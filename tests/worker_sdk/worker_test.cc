@@ -27,6 +27,7 @@
 #include "tests/testing/master_fixture.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch {
 namespace {
@@ -215,9 +216,7 @@ TEST(WorkerTest, StragglerLosesToASpeculativeDuplicateAndIsCancelled) {
   EXPECT_TRUE(fast_stats.ended) << fast_stats.error;
   EXPECT_EQ(speculative.load(), 1);
   // The straggler hears of it through its heartbeat, and its commit is refused.
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (!shard.cancelled() && absl::Now() < deadline)
-    absl::SleepFor(absl::Milliseconds(10));
+  testing::WaitUntil(absl::Now() + absl::Seconds(60), [&] { return shard.cancelled(); });
   EXPECT_TRUE(shard.cancelled());
   absl::Status late = (*out)->Commit();
   EXPECT_TRUE(absl::IsAborted(late)) << late;
@@ -330,10 +329,8 @@ TEST(WorkerTest, MasterRestartsWhileWorkersAreMidShard) {
   const uint64_t total_records = AllLines(files).size();
   for (int kill = 1; kill <= 2; ++kill) {
     // Kill when the workers are well into the job (and so mid-shard).
-    const absl::Time give_up = absl::Now() + absl::Seconds(120);
-    while (records_done < total_records * kill / 3 && absl::Now() < give_up) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
+    testing::WaitUntil(absl::Now() + absl::Seconds(120),
+                       [&] { return records_done >= total_records * kill / 3; });
     master->Signal(SIGKILL);
     ASSERT_EQ(*master->Wait(absl::Seconds(30)), 128 + SIGKILL);
     auto [restarted, again] = start(port);

@@ -126,7 +126,7 @@ class JobCoordinatorTest : public ::testing::Test {
   }
   CommitResult Commit(SessionId s, LeaseRef lease, uint64_t records = kUnits,
                       const std::vector<LeaseRef>& published = {}) {
-    absl::StatusOr<CommitResults> r =
+    absl::StatusOr<CommitCallResult> r =
         coordinator_->Commit(s, {{lease, records}}, published);
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok() || r->results.size() != 1) {
@@ -319,7 +319,7 @@ TEST_F(JobCoordinatorTest, CommitCanConfirmEarlierShardsInTheSameCall) {
   std::vector<GrantedShard> got = AcquireShards(w, 2);
   ASSERT_EQ(got.size(), 2u);
   ASSERT_EQ(Commit(w, Ref(got[0])).decision, CommitDecision::kGranted);
-  absl::StatusOr<CommitResults> r =
+  absl::StatusOr<CommitCallResult> r =
       coordinator_->Commit(w, {{Ref(got[1]), 5}}, /*published=*/{Ref(got[0])});
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->results.size(), 1u);
@@ -905,7 +905,7 @@ TEST_F(JobCoordinatorTest, ConcurrentWorkersCommitEveryShardExactlyOnce) {
             ++errors[w];
             return;
           }
-          absl::StatusOr<CommitResults> c =
+          absl::StatusOr<CommitCallResult> c =
               coordinator_->Commit(me, {{Ref(g), g.leased.shard.id}}, {});
           if (!c.ok() || c->results.size() != 1) {
             ++errors[w];
@@ -1106,7 +1106,7 @@ TEST_F(CoordinatorStealTest, TheHolderHearsOfTheStealInItsNextCommitAnswer) {
   EXPECT_EQ(stolen[0].leased.attempt, 2u);
   EXPECT_FALSE(stolen[0].leased.speculative);
 
-  absl::StatusOr<CommitResults> done =
+  absl::StatusOr<CommitCallResult> done =
       coordinator_->Commit(holder_, {{running_, kUnits}}, {});
   ASSERT_TRUE(done.ok()) << done.status();
   ASSERT_EQ(done->results.size(), 1u);

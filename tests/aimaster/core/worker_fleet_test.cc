@@ -966,7 +966,7 @@ class CoordinatorFleetTest : public ::testing::Test {
     return out;
   }
   void CommitAndPublish(SessionId s, LeaseRef lease) {
-    absl::StatusOr<CommitResults> c = coordinator_->Commit(s, {{lease, kUnits}}, {});
+    absl::StatusOr<CommitCallResult> c = coordinator_->Commit(s, {{lease, kUnits}}, {});
     ASSERT_TRUE(c.ok()) << c.status();
     ASSERT_EQ(c->results.size(), 1u);
     ASSERT_EQ(c->results[0].decision, CommitDecision::kGranted) << c->results[0].reason;
