@@ -8,18 +8,6 @@
 #include "aimaster/core/random_id.h"
 
 namespace elasticbatch::aimaster {
-
-absl::string_view JobStateName(JobState state) {
-  switch (state) {
-    case JobState::kSucceeded:
-      return "succeeded";
-    case JobState::kFailed:
-      return "failed";
-    case JobState::kRunning:
-      break;
-  }
-  return "running";
-}
 namespace {
 
 std::string CapError(const std::string& error) {

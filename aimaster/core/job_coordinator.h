@@ -28,11 +28,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "aimaster/core/clock.h"
 #include "aimaster/core/commit_acks.h"
+#include "aimaster/core/job_state.h"
 #include "aimaster/core/journal.h"
 #include "aimaster/core/shard_enumerator.h"
 #include "aimaster/core/shard_table.h"
@@ -173,12 +173,6 @@ struct FailResult {
   std::vector<WorkerCommand> commands;
   uint64_t durable_seq = 0;
 };
-
-enum class JobState { kRunning, kSucceeded, kFailed };
-
-// "running", "succeeded" or "failed": the one text of each state, as the
-// summary, status and logs show it.
-absl::string_view JobStateName(JobState state);
 
 struct JobProgress {
   JobState state = JobState::kRunning;
