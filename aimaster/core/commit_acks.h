@@ -38,6 +38,8 @@ class CommitAcks {
   // The confirmations of `session` durable by `durable`, now acknowledged.
   std::vector<LeaseRef> Take(SessionId session, uint64_t durable);
   bool Awaiting(SessionId session) const;
+  // Drops what `session` still awaits (the session is forgotten).
+  void Forget(SessionId session) { awaiting_.erase(session); }
 
  private:
   // Commits journalled but maybe not durable: (sequence, shard) in order, and

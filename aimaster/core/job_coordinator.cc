@@ -10,10 +10,11 @@
 namespace elasticbatch::aimaster {
 namespace {
 
-std::string CapError(const std::string& error) {
-  if (error.size() <= kMaxErrorBytes) return error;
-  return absl::StrCat("[", error.size() - kMaxErrorBytes, " bytes cut] ",
-                      error.substr(error.size() - kMaxErrorBytes));
+// What a granted shard adds to an AcquireShards answer, give or take the
+// framing of its small fields.
+size_t EncodedSize(const ShardDescriptor& shard, const std::string& output_name,
+                   const std::string& channel) {
+  return shard.source->size() + output_name.size() + channel.size() + 64;
 }
 
 }  // namespace
@@ -26,7 +27,10 @@ JobCoordinator::JobCoordinator(const Clock* clock, const ShardEnumerator* shards
       options_(std::move(options)),
       started_at_(clock->Now()),
       table_(shards,
-             ShardTableOptions{std::min(options_.max_attempts, kMaxAttemptsLimit)}) {
+             ShardTableOptions{std::min(options_.max_attempts, kMaxAttemptsLimit)}),
+      registrations_by_peer_(clock, {options_.limits.registrations_per_second,
+                                     options_.limits.registration_burst,
+                                     options_.limits.max_tracked_peers}) {
   if (options_.fleet) fleet_.emplace(*options_.fleet);
 }
 
@@ -169,8 +173,63 @@ void JobCoordinator::RecordProgressLocked(SessionId id,
   }
 }
 
-absl::StatusOr<Registration> JobCoordinator::Register(
-    const WorkerIdentity& who, const std::vector<HeldLease>& held) {
+absl::Status JobCoordinator::AdmitRegistrationLocked(const WorkerIdentity& who,
+                                                     absl::string_view peer) {
+  const RequestLimits& limits = options_.limits;
+  if (!peer.empty() && !registrations_by_peer_.TryTake(peer)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many registrations from ", peer.substr(0, 128), " (at most ",
+                     limits.registrations_per_second, "/s, bursts of ",
+                     limits.registration_burst, "): retry in ",
+                     absl::FormatDuration(registrations_by_peer_.TimeToNextToken(peer))));
+  }
+  // Sessions past their retention are forgotten by Tick, not here: a refused
+  // registration costs O(1).
+  if (sessions_.size() >= limits.max_sessions) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the master already keeps ", sessions_.size(),
+                     " worker sessions (--max-sessions); retry later"));
+  }
+  auto per_index = sessions_per_index_.find(who.task_index);
+  if (per_index != sessions_per_index_.end() &&
+      per_index->second >= limits.max_sessions_per_index) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "worker index ", who.task_index, " already has ", per_index->second,
+        " sessions within the last ", absl::FormatDuration(limits.session_retention),
+        " (--max-sessions-per-index); retry later"));
+  }
+  return absl::OkStatus();
+}
+
+void JobCoordinator::ForgetSessionsLocked(absl::Time now) {
+  const absl::Duration retention = options_.limits.session_retention;
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    const SessionId id = it->first;
+    const Session& s = it->second;
+    const bool ended = !s.ended_reason.empty();
+    // A silent live session holding nothing is as good as gone: its worker,
+    // should it come back, hears NOT_FOUND and registers again.
+    const bool forget =
+        ended ? now - s.ended_at >= retention
+              : now - s.last_seen >= retention && table_.LeaseCount(id) == 0;
+    if (!forget) {
+      ++it;
+      continue;
+    }
+    auto live = live_by_index_.find(s.who.task_index);
+    if (live != live_by_index_.end() && live->second == id) live_by_index_.erase(live);
+    auto count = sessions_per_index_.find(s.who.task_index);
+    if (count != sessions_per_index_.end() && --count->second == 0) {
+      sessions_per_index_.erase(count);
+    }
+    acks_.Forget(id);
+    sessions_.erase(it++);
+  }
+}
+
+absl::StatusOr<Registration> JobCoordinator::Register(const WorkerIdentity& who,
+                                                      const std::vector<HeldLease>& held,
+                                                      absl::string_view peer) {
   if (who.task_type != "worker") {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown task type '", who.task_type.substr(0, 64), "' (expected 'worker')"));
@@ -180,8 +239,16 @@ absl::StatusOr<Registration> JobCoordinator::Register(
                                                    " bytes (at most ", kMaxHostBytes,
                                                    " are accepted)"));
   }
+  if (held.size() > options_.limits.max_leases_per_session) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        held.size(), " held leases, more than a session may hold (",
+        options_.limits.max_leases_per_session, ", --max-leases-per-session)"));
+  }
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
+  if (absl::Status admitted = AdmitRegistrationLocked(who, peer); !admitted.ok()) {
+    return admitted;
+  }
   Registration reg;
   uint64_t seq = 0;
   SessionId id = RandomId64();
@@ -197,6 +264,7 @@ absl::StatusOr<Registration> JobCoordinator::Register(
     Session& prev = sessions_.at(old->second);
     const bool same_process = prev.who.pid == who.pid && prev.who.host == who.host;
     prev.ended_reason = absl::StrCat("superseded by a restart of ", WorkerName(who));
+    prev.ended_at = now;
     // A different process taking over means the old one died holding its shards.
     FailOutcome released = table_.ReleaseSession(old->second, prev.ended_reason,
                                                  /*count_as_failure=*/!same_process, now);
@@ -210,6 +278,7 @@ absl::StatusOr<Registration> JobCoordinator::Register(
   s.last_seen = now;
   s.throughput = WorkerThroughput(now);
   live_by_index_[who.task_index] = id;
+  ++sessions_per_index_[who.task_index];
   reg.session = id;
   for (const HeldLease& h : held) {
     if (h.published) {
@@ -242,6 +311,11 @@ absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
     const std::vector<ProgressReport>& progress,
     const std::vector<CommitRequest>& commits) {
   if (max_shards == 0) return absl::InvalidArgumentError("max_shards must be at least 1");
+  if (absl::Status s = CheckLeaseLists(options_.limits, {progress.size(), commits.size()},
+                                       published.size());
+      !s.ok()) {
+    return s;
+  }
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   absl::StatusOr<Session*> s = LiveSession(session, now);
@@ -261,7 +335,7 @@ absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
     (*s)->told_end = true;
     return result;
   }
-  std::vector<LeasedShard> leased = table_.Acquire(session, max_shards, now);
+  std::vector<LeasedShard> leased = LeaseWithinBudgetLocked(session, max_shards, now);
   if (leased.empty() && table_.LeaseCount(session) == 0) {
     // Idle with nothing left to hand out: take a shard another worker has
     // prefetched but will not start for a while (no work is lost). The holder
@@ -295,9 +369,35 @@ absl::StatusOr<AcquireResult> JobCoordinator::Acquire(
   return result;
 }
 
+std::vector<LeasedShard> JobCoordinator::LeaseWithinBudgetLocked(SessionId session,
+                                                                 uint32_t n,
+                                                                 absl::Time now) {
+  const RequestLimits& limits = options_.limits;
+  const size_t held = table_.LeaseCount(session);
+  size_t room = std::min<size_t>(n, std::max<uint32_t>(limits.max_shards_per_call, 1));
+  room = std::min(room, limits.max_leases_per_session > held
+                            ? limits.max_leases_per_session - held
+                            : 0);
+  std::vector<LeasedShard> out;
+  size_t bytes = 0;
+  while (out.size() < room && bytes < limits.max_answer_bytes) {
+    std::vector<LeasedShard> one = table_.Acquire(session, 1, now);
+    if (one.empty()) break;
+    bytes += EncodedSize(one[0].shard, shards_->OutputName(one[0].shard.id),
+                         options_.input_channel);
+    out.push_back(std::move(one[0]));
+  }
+  return out;
+}
+
 absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
     SessionId session, const std::vector<ProgressReport>& progress,
     const std::vector<LeaseRef>& published) {
+  if (absl::Status s =
+          CheckLeaseLists(options_.limits, {progress.size()}, published.size());
+      !s.ok()) {
+    return s;
+  }
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   absl::StatusOr<Session*> s = LiveSession(session, now);
@@ -323,6 +423,11 @@ absl::StatusOr<HeartbeatResult> JobCoordinator::Heartbeat(
 absl::StatusOr<CommitCallResult> JobCoordinator::Commit(
     SessionId session, const std::vector<CommitRequest>& commits,
     const std::vector<LeaseRef>& published) {
+  if (absl::Status s =
+          CheckLeaseLists(options_.limits, {commits.size()}, published.size());
+      !s.ok()) {
+    return s;
+  }
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   absl::StatusOr<Session*> s = LiveSession(session, now);
@@ -342,8 +447,8 @@ absl::StatusOr<FailResult> JobCoordinator::Fail(SessionId session, LeaseRef leas
   const absl::Time now = clock_->Now();
   absl::StatusOr<Session*> s = LiveSession(session, now);
   if (!s.ok()) return s.status();
-  const std::string attributed =
-      CapError(absl::StrCat(WorkerName((*s)->who), ": ", error));
+  const std::string attributed = CapText(absl::StrCat(WorkerName((*s)->who), ": ", error),
+                                         options_.limits.max_error_bytes);
   absl::StatusOr<FailOutcome> outcome = table_.Fail(session, lease, attributed, now);
   if (!outcome.ok()) return outcome.status();
   FailResult result;
@@ -379,6 +484,7 @@ uint64_t JobCoordinator::Tick() {
   }
   throughput_.Sample(now, table_.committed(), committed_records_);
   MaybeEndLocked(now);
+  ForgetSessionsLocked(now);
   return seq;
 }
 
@@ -386,8 +492,10 @@ void JobCoordinator::Stop(const std::string& reason) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   MaybeEndLocked(now);
-  if (state_ == JobState::kRunning)
-    EndLocked(JobState::kFailed, "stopped: " + reason, now);
+  if (state_ == JobState::kRunning) {
+    EndLocked(JobState::kFailed,
+              "stopped: " + CapText(reason, options_.limits.max_error_bytes), now);
+  }
 }
 
 void JobCoordinator::MaybeEndLocked(absl::Time now) {
@@ -425,7 +533,10 @@ void JobCoordinator::EndLocked(JobState state, const std::string& reason,
 void JobCoordinator::EndSessionLocked(SessionId id, const std::string& reason) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  if (it->second.ended_reason.empty()) it->second.ended_reason = reason;
+  if (it->second.ended_reason.empty()) {
+    it->second.ended_reason = reason;
+    it->second.ended_at = clock_->Now();
+  }
   auto live = live_by_index_.find(it->second.who.task_index);
   if (live != live_by_index_.end() && live->second == id) live_by_index_.erase(live);
 }

@@ -28,12 +28,15 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "aimaster/core/clock.h"
 #include "aimaster/core/commit_acks.h"
 #include "aimaster/core/job_state.h"
 #include "aimaster/core/journal.h"
+#include "aimaster/core/rate_limiter.h"
+#include "aimaster/core/request_limits.h"
 #include "aimaster/core/shard_enumerator.h"
 #include "aimaster/core/shard_table.h"
 #include "aimaster/core/throughput.h"
@@ -68,6 +71,8 @@ struct CoordinatorOptions {
   // Set when the master launches its workers itself (`aimaster run`).
   // Default: none (workers are launched by someone else).
   std::optional<FleetOptions> fleet;
+  // Bounds on requests, sessions and answers. Default: RequestLimits's.
+  RequestLimits limits;
 };
 
 struct WorkerIdentity {
@@ -86,11 +91,6 @@ struct HeldLease {
   bool started = false;
 };
 
-// Bounds on what a worker may send that the master keeps (and journals).
-inline constexpr size_t kMaxHostBytes = 255;
-// Error texts are kept verbatim up to this size (the tail is what explains
-// them; the head is cut with a note).
-inline constexpr size_t kMaxErrorBytes = 16 << 10;
 // --max-attempts at most: a quarantine record holds one error per attempt.
 inline constexpr uint32_t kMaxAttemptsLimit = 1000;
 
@@ -221,12 +221,20 @@ class JobCoordinator {
   void RestoreCommitted(const CommitRecord& record);
   void RestoreQuarantined(const QuarantineRecord& record);
 
-  // INVALID_ARGUMENT: unknown task type, host longer than kMaxHostBytes.
+  // INVALID_ARGUMENT: unknown task type, host longer than kMaxHostBytes, more
+  // held leases than a session may hold. RESOURCE_EXHAUSTED: `peer` (the
+  // caller's host, as the service sees it; empty: not limited) registers
+  // faster than limits.registrations_per_second, or too many sessions are
+  // remembered (in total, or for this task index).
   // Session ids are random (never reused by a restarted master, unguessable).
   absl::StatusOr<Registration> Register(const WorkerIdentity& who,
-                                        const std::vector<HeldLease>& held);
+                                        const std::vector<HeldLease>& held,
+                                        absl::string_view peer = {});
   // NOT_FOUND: unknown session; FAILED_PRECONDITION: session ended;
-  // INVALID_ARGUMENT: max_shards == 0.
+  // INVALID_ARGUMENT: max_shards == 0, lists longer than CheckLeaseLists allows.
+  // Hands out at most limits.max_shards_per_call shards, fewer when the
+  // session would hold more than limits.max_leases_per_session or the
+  // shards' encoded size would pass limits.max_answer_bytes.
   absl::StatusOr<AcquireResult> Acquire(SessionId session, uint32_t max_shards,
                                         const std::vector<LeaseRef>& published,
                                         const std::vector<ProgressReport>& progress,
@@ -241,7 +249,8 @@ class JobCoordinator {
   absl::StatusOr<FailResult> Fail(SessionId session, LeaseRef lease,
                                   const std::string& error);
 
-  // Periodic work: lease expiry, rate sampling. Returns the journal sequence
+  // Periodic work: lease expiry, rate sampling, forgetting sessions past
+  // limits.session_retention. Returns the journal sequence
   // to sync (0 when nothing was journalled).
   uint64_t Tick();
 
@@ -285,6 +294,7 @@ class JobCoordinator {
     absl::Time last_seen;
     // Non-empty once the session is over (superseded); its calls then fail.
     std::string ended_reason;
+    absl::Time ended_at;
     bool leases_expired = false;
     bool told_end = false;
     std::vector<WorkerCommand> pending;
@@ -324,6 +334,15 @@ class JobCoordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndSessionLocked(SessionId id, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Erases sessions past limits.session_retention.
+  void ForgetSessionsLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // OK, or RESOURCE_EXHAUSTED when `who` from `peer` may not register now.
+  absl::Status AdmitRegistrationLocked(const WorkerIdentity& who, absl::string_view peer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Leases up to `n` shards within the answer's byte budget.
+  std::vector<LeasedShard> LeaseWithinBudgetLocked(SessionId session, uint32_t n,
+                                                   absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string WorkerName(const WorkerIdentity& who) const;
 
   const Clock* const clock_;
@@ -336,6 +355,9 @@ class JobCoordinator {
   ShardTable table_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<SessionId, Session> sessions_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, SessionId> live_by_index_ ABSL_GUARDED_BY(mu_);
+  // Sessions remembered per task index (live and ended).
+  absl::flat_hash_map<uint32_t, uint32_t> sessions_per_index_ ABSL_GUARDED_BY(mu_);
+  KeyedRateLimiter registrations_by_peer_ ABSL_GUARDED_BY(mu_);
   uint64_t registrations_ ABSL_GUARDED_BY(mu_) = 0;
   JobState state_ ABSL_GUARDED_BY(mu_) = JobState::kRunning;
   std::string end_reason_ ABSL_GUARDED_BY(mu_);

@@ -402,7 +402,7 @@ TEST_F(AimasterServiceTest, AHugeErrorIsKeptBoundedInTheQuarantine) {
   ASSERT_EQ(q.size(), 1u);
   ASSERT_EQ(q[0].errors.size(), 2u);
   for (const std::string& e : q[0].errors) {
-    EXPECT_LE(e.size(), kMaxErrorBytes + 64);
+    EXPECT_LE(e.size(), RequestLimits{}.max_error_bytes + 64);
     EXPECT_THAT(e, HasSubstr("bytes cut"));
     EXPECT_THAT(e, ::testing::EndsWith("the end"));
   }
