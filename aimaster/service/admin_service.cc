@@ -1,5 +1,6 @@
 #include "aimaster/service/admin_service.h"
 
+#include <algorithm>
 #include <map>
 
 #include "aimaster/service/proto_conversion.h"
@@ -177,7 +178,8 @@ grpc::ServerUnaryReactor* AdminService::ListWorkers(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* AdminService::ListShards(grpc::CallbackServerContext* ctx,
                                                    const v1::ListShardsRequest* request,
                                                    v1::ListShardsResponse* response) {
-  const size_t limit = request->limit() == 0 ? 1000 : request->limit();
+  // At most 1000 shards an answer, whatever the caller asks for.
+  const size_t limit = request->limit() == 0 ? 1000 : std::min(request->limit(), 1000u);
   const bool quarantined = request->filter() == v1::ListShardsRequest::QUARANTINED;
   bool truncated = false;
   const std::string& channel = coordinator_->options().input_channel;

@@ -18,6 +18,18 @@ bool WorthParking(const AcquireResult& result) {
   return result.outcome == AcquireOutcome::kWait && result.commands.empty();
 }
 
+// The caller's host, without the port (a new connection must not make a new
+// peer): "ipv4:10.0.0.7:5123" -> "ipv4:10.0.0.7", "ipv6:[::1]:5123" ->
+// "ipv6:[::1]"; anything else as it is.
+std::string PeerHost(const std::string& peer) {
+  const bool ipv4 = peer.rfind("ipv4:", 0) == 0;
+  const bool ipv6 = peer.rfind("ipv6:", 0) == 0;
+  if (!ipv4 && !ipv6) return peer;
+  const size_t colon = peer.rfind(':');
+  if (colon <= 4 || (ipv6 && peer[colon - 1] != ']')) return peer;
+  return peer.substr(0, colon);
+}
+
 }  // namespace
 
 class AimasterService::AcquireReactor final : public grpc::ServerUnaryReactor {
@@ -55,7 +67,8 @@ grpc::ServerUnaryReactor* AimasterService::RegisterWorker(
   for (const v1::HeldLease& h : request->held_leases()) {
     held.push_back({FromProto(h.lease()), h.published(), h.records(), h.started()});
   }
-  absl::StatusOr<Registration> reg = coordinator_->Register(who, held);
+  absl::StatusOr<Registration> reg =
+      coordinator_->Register(who, held, PeerHost(ctx->peer()));
   if (!reg.ok()) {
     reactor->Finish(ToGrpcStatus(reg.status()));
     return reactor;

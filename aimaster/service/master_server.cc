@@ -4,6 +4,9 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "aimaster/service/metrics_exporter.h"
 #include "spdlog/spdlog.h"
@@ -36,6 +39,8 @@ absl::StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(
   grpc::ServerBuilder builder;
   // Two masters must never share a port (gRPC allows SO_REUSEPORT by default).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<size_t>(m->options_.max_message_bytes, std::numeric_limits<int>::max())));
   builder.AddListeningPort(absl::StrCat(m->options_.host, ":", m->options_.port),
                            grpc::InsecureServerCredentials(), &m->port_);
   builder.RegisterService(m->aimaster_service_.get());

@@ -38,6 +38,9 @@ struct MasterServerOptions {
   int port = 23456;
   // Period of lease expiry checks and long-poll retries. Default: 50ms.
   absl::Duration tick_interval = absl::Milliseconds(50);
+  // Largest request message accepted; larger ones are RESOURCE_EXHAUSTED
+  // before any handler runs. Default: 4MiB (RequestLimits's).
+  size_t max_message_bytes = RequestLimits{}.max_message_bytes;
   // host:port for Prometheus /metrics; empty: off.
   std::string metrics_address;
   // Runs on the tick thread after every coordinator tick (run mode's driver).
