@@ -48,6 +48,34 @@ ABSL_FLAG(std::string, job_id, "",
           "'elasticbatch')");
 ABSL_FLAG(std::string, metrics_address, "",
           "Serve Prometheus metrics on HOST:PORT/metrics (default: off)");
+ABSL_FLAG(elasticbatch::cli::ByteSize, max_message_size,
+          elasticbatch::cli::ByteSize{4 << 20},
+          "Largest request the master accepts; larger ones are refused "
+          "(RESOURCE_EXHAUSTED)");
+ABSL_FLAG(uint32_t, max_shards_per_call, 64,
+          "An AcquireShards call gets at most this many shards, whatever its max_shards");
+ABSL_FLAG(elasticbatch::cli::ByteSize, max_answer_size,
+          elasticbatch::cli::ByteSize{1 << 20},
+          "An AcquireShards answer stops adding shards at about this size");
+ABSL_FLAG(uint32_t, max_leases_per_session, 1024,
+          "Leases one worker session may hold; longer lease lists in a request are "
+          "refused");
+ABSL_FLAG(elasticbatch::cli::ByteSize, max_error_size,
+          elasticbatch::cli::ByteSize{16 << 10},
+          "Error texts and stop reasons are cut to this size before they are kept "
+          "(256..32KiB)");
+ABSL_FLAG(
+    uint32_t, max_sessions, 10000,
+    "Worker sessions the master remembers (live, and ended ones not yet forgotten); "
+    "more registrations are refused");
+ABSL_FLAG(uint32_t, max_sessions_per_index, 16,
+          "Sessions remembered for one task index; more registrations are refused");
+ABSL_FLAG(absl::Duration, session_retention, absl::Minutes(10),
+          "Ended sessions, and silent ones holding no shard, are forgotten after this");
+ABSL_FLAG(double, registrations_per_second, 10,
+          "Registrations one peer host may make per second on average; 0: unlimited");
+ABSL_FLAG(uint32_t, registration_burst, 256,
+          "Registrations one peer host may make at once");
 
 namespace elasticbatch::aimaster {
 
@@ -71,6 +99,17 @@ JobFlags ReadJobFlags() {
   const char* job_name = std::getenv("JOB_NAME");
   f.job_name_env = job_name != nullptr ? job_name : "";
   f.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  RequestLimits& l = f.limits;
+  l.max_message_bytes = absl::GetFlag(FLAGS_max_message_size).bytes;
+  l.max_shards_per_call = absl::GetFlag(FLAGS_max_shards_per_call);
+  l.max_answer_bytes = absl::GetFlag(FLAGS_max_answer_size).bytes;
+  l.max_leases_per_session = absl::GetFlag(FLAGS_max_leases_per_session);
+  l.max_error_bytes = absl::GetFlag(FLAGS_max_error_size).bytes;
+  l.max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  l.max_sessions_per_index = absl::GetFlag(FLAGS_max_sessions_per_index);
+  l.session_retention = absl::GetFlag(FLAGS_session_retention);
+  l.registrations_per_second = absl::GetFlag(FLAGS_registrations_per_second);
+  l.registration_burst = absl::GetFlag(FLAGS_registration_burst);
   return f;
 }
 

@@ -52,6 +52,7 @@ int ServeCommand(const cli::ParsedCommandLine& args) {
   options.host = absl::GetFlag(FLAGS_host);
   options.port = port;
   options.metrics_address = config->metrics_address;
+  options.max_message_bytes = config->coordinator.limits.max_message_bytes;
   absl::StatusOr<std::unique_ptr<MasterServer>> server =
       MasterServer::Start(job->coordinator.get(), job->journal.get(), options);
   if (!server.ok()) return cli::ReportUsageError("aimaster", server.status());

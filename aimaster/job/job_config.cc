@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -153,6 +154,42 @@ absl::Status SetCoordinatorPolicy(const JobFlags& flags, CoordinatorOptions* c) 
   return absl::OkStatus();
 }
 
+// --max-message-size and the other request limits: each at least 1 (a limit
+// of 0 would refuse every worker), the error size within what a journal
+// record holds for --max-attempts errors.
+absl::Status SetLimits(const JobFlags& flags, RequestLimits* l) {
+  *l = flags.limits;
+  const std::pair<const char*, uint64_t> positive[] = {
+      {"--max-message-size", l->max_message_bytes},
+      {"--max-shards-per-call", l->max_shards_per_call},
+      {"--max-answer-size", l->max_answer_bytes},
+      {"--max-leases-per-session", l->max_leases_per_session},
+      {"--max-sessions", l->max_sessions},
+      {"--max-sessions-per-index", l->max_sessions_per_index},
+      {"--registration-burst", l->registration_burst},
+  };
+  for (const auto& [flag, value] : positive) {
+    if (value == 0)
+      return absl::InvalidArgumentError(absl::StrCat(flag, " must be positive"));
+  }
+  if (l->max_message_bytes > (1u << 30)) {
+    return absl::InvalidArgumentError("--max-message-size must be at most 1GiB");
+  }
+  if (l->max_error_bytes < 256 || l->max_error_bytes > (32u << 10)) {
+    return absl::InvalidArgumentError("--max-error-size must be within 256..32KiB");
+  }
+  // A superseded worker must hear "session over" (and exit) long before its
+  // session is forgotten and it would hear "register again".
+  if (l->session_retention <= flags.lease_timeout) {
+    return absl::InvalidArgumentError(
+        "--session-retention must be longer than --lease-timeout");
+  }
+  if (!(l->registrations_per_second >= 0)) {
+    return absl::InvalidArgumentError("--registrations-per-second must be 0 or more");
+  }
+  return absl::OkStatus();
+}
+
 // --job-id, else $JOB_NAME, else "elasticbatch".
 absl::Status SetJobId(const JobFlags& flags, CoordinatorOptions* c) {
   c->job_id = flags.job_id;
@@ -192,6 +229,7 @@ absl::StatusOr<JobConfig> JobConfigFromFlags(const JobFlags& flags) {
     return s;
   }
   if (absl::Status s = SetJobId(flags, &config.coordinator); !s.ok()) return s;
+  if (absl::Status s = SetLimits(flags, &config.coordinator.limits); !s.ok()) return s;
   config.coordinator.input_channel = config.sharded().name;
   config.coordinator.output_channel = config.primary_output().name;
   if (absl::Status s = SetStateDir(flags, &config); !s.ok()) return s;

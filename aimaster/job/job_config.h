@@ -86,6 +86,11 @@ struct JobFlags {
   std::string job_name_env;
   // --metrics-address. Default: empty (off).
   std::string metrics_address;
+  // --max-message-size, --max-shards-per-call, --max-answer-size,
+  // --max-leases-per-session, --max-error-size, --max-sessions,
+  // --max-sessions-per-index, --session-retention, --registrations-per-second,
+  // --registration-burst. Default: RequestLimits's.
+  RequestLimits limits;
 };
 
 // Validates the job flags into a config. INVALID_ARGUMENT names the bad flag.

@@ -206,6 +206,7 @@ absl::StatusOr<int> LocalJob::Run(const LocalJobOptions& options) {
   server_options.host = "127.0.0.1";
   server_options.port = options.port;
   server_options.metrics_address = config.metrics_address;
+  server_options.max_message_bytes = config.coordinator.limits.max_message_bytes;
   server_options.on_tick = [&] {
     driver.Tick();
     progress.Tick();

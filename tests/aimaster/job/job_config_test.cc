@@ -90,6 +90,32 @@ TEST_F(JobConfigTest, RefusalsNameTheFlag) {
   EXPECT_EQ(Error(f), "--speculation-multiplier must be at least 1");
 }
 
+TEST_F(JobConfigTest, RequestLimitsComeFromTheFlagsAndAreChecked) {
+  JobFlags f = Flags();
+  f.limits.max_shards_per_call = 8;
+  f.limits.max_message_bytes = 1 << 20;
+  absl::StatusOr<JobConfig> c = JobConfigFromFlags(f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->coordinator.limits.max_shards_per_call, 8u);
+  EXPECT_EQ(c->coordinator.limits.max_message_bytes, 1u << 20);
+  EXPECT_EQ(c->coordinator.limits.max_sessions_per_index, 16u);
+  f = Flags();
+  f.limits.max_shards_per_call = 0;
+  EXPECT_EQ(Error(f), "--max-shards-per-call must be positive");
+  f = Flags();
+  f.limits.max_sessions = 0;
+  EXPECT_EQ(Error(f), "--max-sessions must be positive");
+  f = Flags();
+  f.limits.max_error_bytes = 1 << 20;
+  EXPECT_EQ(Error(f), "--max-error-size must be within 256..32KiB");
+  f = Flags();
+  f.limits.session_retention = absl::Seconds(30);
+  EXPECT_EQ(Error(f), "--session-retention must be longer than --lease-timeout");
+  f = Flags();
+  f.limits.registrations_per_second = -1;
+  EXPECT_EQ(Error(f), "--registrations-per-second must be 0 or more");
+}
+
 TEST_F(JobConfigTest, RunPutsOutputsAndStateInTheJobDirectory) {
   JobFlags f = Flags();
   f.outputs = {"out", "logs=/var/logs"};
