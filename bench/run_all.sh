@@ -11,6 +11,8 @@ section "core: coordinator cost per shard at 1k/1M/10M pending shards (Google Be
   --benchmark_report_aggregates_only=true
 section "scale: master memory per pending shard, journal replay and restart"
 "$BIN/scale_bench" --bin "$BIN"
+section "flood: master RSS before/after a registration flood with big fields"
+"$BIN/flood_bench" --bin "$BIN"
 section "dispatch: a real master vs a bare gRPC echo server on loopback"
 "$BIN/dispatch_bench" --bin "$BIN" --seconds 3
 section "recovery: SIGKILL to re-acquire, time to first shard, 1,000 heartbeating workers"
