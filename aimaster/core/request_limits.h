@@ -51,9 +51,10 @@ struct RequestLimits {
   // hears NOT_FOUND and registers again). Default: 10min.
   absl::Duration session_retention = absl::Minutes(10);
   // Registrations per second one peer (host) may make on average, and in a
-  // burst; 0 turns the limit off. Default: 5/s, bursts of 50.
-  double registrations_per_second = 5;
-  uint32_t registration_burst = 50;
+  // burst (a node's worth of workers starting at once); 0 turns the limit
+  // off. Default: 10/s, bursts of 256.
+  double registrations_per_second = 10;
+  uint32_t registration_burst = 256;
   // Peers whose registration rate is tracked at once; beyond it the idlest
   // are forgotten first. Default: 10000.
   size_t max_tracked_peers = 10000;
