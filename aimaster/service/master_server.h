@@ -38,11 +38,13 @@ struct MasterServerOptions {
   int port = 23456;
   // Period of lease expiry checks and long-poll retries. Default: 50ms.
   absl::Duration tick_interval = absl::Milliseconds(50);
-  // host:port for Prometheus /metrics; empty: off.
+  // host:port for Prometheus /metrics. Default: empty, off.
   std::string metrics_address;
   // Runs on the tick thread after every coordinator tick (run mode's driver).
+  // Default: none.
   std::function<void()> on_tick;
-  // Worker list for the Admin service; empty: from the coordinator's sessions.
+  // Worker list for the Admin service. Default: none, the list comes from
+  // the coordinator's sessions.
   WorkerListProvider workers;
 };
 
