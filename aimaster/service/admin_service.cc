@@ -147,12 +147,19 @@ void FillWorkersFromFleet(const JobCoordinator& coordinator,
   }
 }
 
-AdminService::AdminService(JobCoordinator* coordinator, WorkerListProvider workers)
-    : coordinator_(coordinator), workers_(std::move(workers)) {}
+AdminService::AdminService(JobCoordinator* coordinator, const Authorizer* authorizer,
+                           WorkerListProvider workers)
+    : coordinator_(coordinator), authorizer_(authorizer), workers_(std::move(workers)) {}
 
 grpc::ServerUnaryReactor* AdminService::GetJobStatus(grpc::CallbackServerContext* ctx,
                                                      const v1::GetJobStatusRequest*,
                                                      v1::JobStatus* response) {
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kWorker, "GetJobStatus");
+      !denied.ok()) {
+    grpc::ServerUnaryReactor* refused = ctx->DefaultReactor();
+    refused->Finish(denied);
+    return refused;
+  }
   FillJobStatus(*coordinator_, response);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
@@ -162,6 +169,12 @@ grpc::ServerUnaryReactor* AdminService::GetJobStatus(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AdminService::ListWorkers(grpc::CallbackServerContext* ctx,
                                                     const v1::ListWorkersRequest*,
                                                     v1::ListWorkersResponse* response) {
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kWorker, "ListWorkers");
+      !denied.ok()) {
+    grpc::ServerUnaryReactor* refused = ctx->DefaultReactor();
+    refused->Finish(denied);
+    return refused;
+  }
   if (workers_) {
     workers_(response);
   } else if (coordinator_->has_fleet()) {
@@ -177,6 +190,12 @@ grpc::ServerUnaryReactor* AdminService::ListWorkers(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* AdminService::ListShards(grpc::CallbackServerContext* ctx,
                                                    const v1::ListShardsRequest* request,
                                                    v1::ListShardsResponse* response) {
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kWorker, "ListShards");
+      !denied.ok()) {
+    grpc::ServerUnaryReactor* refused = ctx->DefaultReactor();
+    refused->Finish(denied);
+    return refused;
+  }
   const size_t limit = request->limit() == 0 ? 1000 : request->limit();
   const bool quarantined = request->filter() == v1::ListShardsRequest::QUARANTINED;
   bool truncated = false;
@@ -214,6 +233,12 @@ grpc::ServerUnaryReactor* AdminService::ListShards(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AdminService::StopJob(grpc::CallbackServerContext* ctx,
                                                 const v1::StopJobRequest* request,
                                                 v1::StopJobResponse* response) {
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kAdmin, "StopJob");
+      !denied.ok()) {
+    grpc::ServerUnaryReactor* refused = ctx->DefaultReactor();
+    refused->Finish(denied);
+    return refused;
+  }
   coordinator_->Stop(request->reason().empty() ? "requested by an operator"
                                                : request->reason());
   FillJobStatus(*coordinator_, response->mutable_status());
