@@ -111,14 +111,12 @@ class AnnotatedCondition {
 namespace absl {
 ABSL_NAMESPACE_BEGIN
 
+// No ~Mutex wrapper: TSan forgets a mutex when its memory is freed, and a
+// __tsan_mutex_destroy would be a write racing with gRPC's own teardown, whose
+// ordering (reference counts in uninstrumented code) TSan cannot see.
+
 // Lock/unlock the thread-safety analysis cannot follow through the forwarding;
 // this file is never compiled with -Wthread-safety (it is TSan-only).
-
-Mutex::~Mutex() {
-  EB_REAL(void (*)(Mutex*), "_ZN4absl@5MutexD2Ev");
-  __tsan_mutex_destroy(this, 0);
-  real(this);
-}
 
 void Mutex::Lock() {
   EB_REAL(void (*)(Mutex*), "_ZN4absl@5Mutex4LockEv");
@@ -168,6 +166,11 @@ void Mutex::ReaderUnlock() {
   __tsan_mutex_post_unlock(this, kRead);
 }
 
+// The library implements each *WithTimeout as its *WithDeadline with
+// Now() + timeout, calling it through the PLT, that is, through the wrapper
+// below: forwarding to the real *WithTimeout would annotate twice. So the
+// timeouts are turned into deadlines here, the same way.
+
 // Await* may release and reacquire the mutex while waiting: for TSan, an
 // unlock before and a lock after.
 void Mutex::Await(const Condition& cond) {
@@ -182,15 +185,7 @@ void Mutex::Await(const Condition& cond) {
 }
 
 bool Mutex::AwaitWithTimeout(const Condition& cond, Duration timeout) {
-  EB_REAL(bool (*)(Mutex*, const Condition&, Duration),
-          "_ZN4absl@5Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  AnnotatedCondition annotated(this, cond);
-  const Condition c = annotated.condition();
-  Release(this, 0);
-  const bool ok = real(this, c, timeout);
-  PreLock(this, 0);
-  PostLock(this, 0);
-  return ok;
+  return AwaitWithDeadline(cond, Now() + timeout);
 }
 
 bool Mutex::AwaitWithDeadline(const Condition& cond, Time deadline) {
@@ -216,14 +211,7 @@ void Mutex::LockWhen(const Condition& cond) {
 }
 
 bool Mutex::LockWhenWithTimeout(const Condition& cond, Duration timeout) {
-  EB_REAL(bool (*)(Mutex*, const Condition&, Duration),
-          "_ZN4absl@5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  AnnotatedCondition annotated(this, cond);
-  const Condition c = annotated.condition();
-  PreLock(this, 0);
-  const bool ok = real(this, c, timeout);
-  PostLock(this, 0);
-  return ok;
+  return LockWhenWithDeadline(cond, Now() + timeout);
 }
 
 bool Mutex::LockWhenWithDeadline(const Condition& cond, Time deadline) {
@@ -249,14 +237,7 @@ void Mutex::ReaderLockWhen(const Condition& cond) {
 
 bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond,
                                       Duration timeout) {
-  EB_REAL(bool (*)(Mutex*, const Condition&, Duration),
-          "_ZN4absl@5Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  AnnotatedCondition annotated(this, cond);
-  const Condition c = annotated.condition();
-  PreLock(this, kRead);
-  const bool ok = real(this, c, timeout);
-  PostLock(this, kRead);
-  return ok;
+  return ReaderLockWhenWithDeadline(cond, Now() + timeout);
 }
 
 bool Mutex::ReaderLockWhenWithDeadline(const Condition& cond, Time deadline) {
@@ -280,13 +261,7 @@ void CondVar::Wait(Mutex* mu) {
 }
 
 bool CondVar::WaitWithTimeout(Mutex* mu, Duration timeout) {
-  EB_REAL(bool (*)(CondVar*, Mutex*, Duration),
-          "_ZN4absl@7CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE");
-  Release(mu, 0);
-  const bool timed_out = real(this, mu, timeout);
-  PreLock(mu, 0);
-  PostLock(mu, 0);
-  return timed_out;
+  return WaitWithDeadline(mu, Now() + timeout);
 }
 
 bool CondVar::WaitWithDeadline(Mutex* mu, Time deadline) {
