@@ -122,9 +122,11 @@ void Report::Print() const {
     for (size_t r = block_start; r < block_end; ++r) {
       std::string line;
       for (size_t i = 0; i < rows_[r].size(); ++i) {
-        absl::StrAppend(
-            &line, i == 0 ? "" : "  ",
-            absl::StrFormat(left[i] ? "%-*s" : "%*s", widths[i], rows_[r][i]));
+        // Two literal formats, not one chosen at run time: clang checks
+        // StrFormat's format at compile time and rejects a non-constant one.
+        absl::StrAppend(&line, i == 0 ? "" : "  ",
+                        left[i] ? absl::StrFormat("%-*s", widths[i], rows_[r][i])
+                                : absl::StrFormat("%*s", widths[i], rows_[r][i]));
       }
       while (!line.empty() && line.back() == ' ') line.pop_back();
       std::cout << line << "\n";

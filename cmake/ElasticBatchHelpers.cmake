@@ -15,3 +15,22 @@ function(eb_add_test)
     DISCOVERY_TIMEOUT 60
     PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}")
 endfunction()
+
+# eb_link_into_executables(lib): links lib into every executable defined so
+# far, in this directory and below (for build-wide shims such as the TSan
+# annotations, which must sit in the executable itself to interpose).
+function(eb_link_into_executables lib)
+  set(dirs "${CMAKE_CURRENT_SOURCE_DIR}")
+  while(dirs)
+    list(POP_FRONT dirs dir)
+    get_property(targets DIRECTORY "${dir}" PROPERTY BUILDSYSTEM_TARGETS)
+    foreach(target IN LISTS targets)
+      get_target_property(type ${target} TYPE)
+      if(type STREQUAL "EXECUTABLE")
+        target_link_libraries(${target} PRIVATE ${lib})
+      endif()
+    endforeach()
+    get_property(subdirs DIRECTORY "${dir}" PROPERTY SUBDIRECTORIES)
+    list(APPEND dirs ${subdirs})
+  endwhile()
+endfunction()

@@ -476,10 +476,12 @@ uint64_t JobCoordinator::Tick() {
   if (table_.pending() != pending_before || !expired.quarantined.empty()) ++work_epoch_;
   seq = std::max(seq, JournalFailures(expired));
   if (fleet_) {
-    FleetOutcome outcome = fleet_->Tick(now, [this](SessionId id) {
-      auto it = sessions_.find(id);
-      return it == sessions_.end() ? absl::InfinitePast() : it->second.last_seen;
-    });
+    // Called by Tick before it returns, so still under mu_.
+    FleetOutcome outcome =
+        fleet_->Tick(now, [this](SessionId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          auto it = sessions_.find(id);
+          return it == sessions_.end() ? absl::InfinitePast() : it->second.last_seen;
+        });
     seq = std::max(seq, ApplyFleetOutcome(std::move(outcome), now));
   }
   throughput_.Sample(now, table_.committed(), committed_records_);

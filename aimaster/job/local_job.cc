@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -148,12 +149,29 @@ LocalJob::LocalJob(cli::SignalWatcher* signals) : signals_(signals) {}
 
 void LocalJob::Notify() {
   absl::MutexLock lock(&mu_);
-  ++notifications_;  // releasing mu_ re-evaluates the waiter's condition
+  ++notifications_;  // the waiter's condition: something may have changed
 }
 
 bool LocalJob::WaitUntil(const std::function<bool()>& done, absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
-  return mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+  while (true) {
+    uint64_t seen = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      seen = notifications_;
+    }
+    // Asked without mu_: `done` reads the coordinator, under its own lock.
+    if (done()) return true;
+    const absl::Time now = absl::Now();
+    if (now >= deadline) return false;
+    // A Notify after `seen` wakes us at once; the backstop keeps a lost
+    // notification from turning into a hang.
+    absl::MutexLock lock(&mu_);
+    const std::function<bool()> notified = [this, seen]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return notifications_ != seen;  // called by Await with mu_ held
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&notified),
+                          std::min(deadline, now + absl::Seconds(1)));
+  }
 }
 
 absl::StatusOr<int> LocalJob::Run(const LocalJobOptions& options) {

@@ -62,14 +62,15 @@ struct RunFlags {
 };
 
 struct LocalJobOptions {
-  // The job; config.coordinator.fleet is set.
+  // The job; config.coordinator.fleet is set. Required.
   JobConfig config;
-  // The job directory (absolute).
+  // The job directory (absolute). Required.
   std::string root;
-  // The user code; empty: the current directory.
+  // The user code. Default: empty, the current directory.
   std::string code_dir;
+  // The workers' hyperparameters, in order. Default: none.
   NameValues hyperparameters;
-  // Each worker runs `sh -c command` in usercode/.
+  // Each worker runs `sh -c command` in usercode/. Required.
   std::string command;
   // Between SIGTERM and SIGKILL, and how long exited workers are waited for.
   // Default: 10s.
@@ -114,8 +115,8 @@ class LocalJob {
  private:
   // Wakes WaitUntil: the master ticked or a worker exited.
   void Notify();
-  // Blocks until `done` holds (re-checked at each Notify) or `deadline`;
-  // returns done().
+  // Blocks until `done` holds (asked again after each Notify, and at least
+  // once a second) or `deadline`; returns whether it held.
   bool WaitUntil(const std::function<bool()>& done, absl::Time deadline);
 
   cli::SignalWatcher* const signals_;

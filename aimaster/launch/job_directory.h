@@ -22,19 +22,22 @@
 namespace elasticbatch::aimaster {
 
 struct JobDirectorySpec {
-  // The job directory; created when missing, reused when present.
+  // The job directory; created when missing, reused when present. Required.
   std::string root;
-  // Linked as usercode/.
+  // Linked as usercode/. Required.
   std::string code_dir;
   // (name, path): inputs that exist are linked; others (a table URL, say) are
-  // passed to workers verbatim.
+  // passed to workers verbatim. Default: none.
   std::vector<std::pair<std::string, std::string>> inputs;
-  // (name, path): output paths are created and linked.
+  // (name, path): output paths are created and linked. Default: none.
   std::vector<std::pair<std::string, std::string>> outputs;
-  // (name, value) in the order given.
+  // (name, value) in the order given. Default: none.
   std::vector<std::pair<std::string, std::string>> hyperparameters;
+  // The job's id in training_job.json and the environment. Default: empty.
   std::string job_id;
+  // Worker instances (PAI_WORKER_COUNT, the config's worker list). Default: 1.
   uint32_t workers = 1;
+  // The user command, as training_job.json records it. Default: empty.
   std::string command;
 };
 

@@ -148,12 +148,19 @@ void FillWorkersFromFleet(const JobCoordinator& coordinator,
   }
 }
 
-AdminService::AdminService(JobCoordinator* coordinator, WorkerListProvider workers)
-    : coordinator_(coordinator), workers_(std::move(workers)) {}
+AdminService::AdminService(JobCoordinator* coordinator, const Authorizer* authorizer,
+                           WorkerListProvider workers)
+    : coordinator_(coordinator), authorizer_(authorizer), workers_(std::move(workers)) {}
 
 grpc::ServerUnaryReactor* AdminService::GetJobStatus(grpc::CallbackServerContext* ctx,
                                                      const v1::GetJobStatusRequest*,
                                                      v1::JobStatus* response) {
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kWorker, "GetJobStatus");
+      !denied.ok()) {
+    grpc::ServerUnaryReactor* refused = ctx->DefaultReactor();
+    refused->Finish(denied);
+    return refused;
+  }
   FillJobStatus(*coordinator_, response);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
@@ -163,6 +170,12 @@ grpc::ServerUnaryReactor* AdminService::GetJobStatus(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AdminService::ListWorkers(grpc::CallbackServerContext* ctx,
                                                     const v1::ListWorkersRequest*,
                                                     v1::ListWorkersResponse* response) {
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kWorker, "ListWorkers");
+      !denied.ok()) {
+    grpc::ServerUnaryReactor* refused = ctx->DefaultReactor();
+    refused->Finish(denied);
+    return refused;
+  }
   if (workers_) {
     workers_(response);
   } else if (coordinator_->has_fleet()) {
@@ -178,6 +191,12 @@ grpc::ServerUnaryReactor* AdminService::ListWorkers(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* AdminService::ListShards(grpc::CallbackServerContext* ctx,
                                                    const v1::ListShardsRequest* request,
                                                    v1::ListShardsResponse* response) {
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kWorker, "ListShards");
+      !denied.ok()) {
+    grpc::ServerUnaryReactor* refused = ctx->DefaultReactor();
+    refused->Finish(denied);
+    return refused;
+  }
   // At most 1000 shards an answer, whatever the caller asks for.
   const size_t limit = request->limit() == 0 ? 1000 : std::min(request->limit(), 1000u);
   const bool quarantined = request->filter() == v1::ListShardsRequest::QUARANTINED;
@@ -216,6 +235,12 @@ grpc::ServerUnaryReactor* AdminService::ListShards(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AdminService::StopJob(grpc::CallbackServerContext* ctx,
                                                 const v1::StopJobRequest* request,
                                                 v1::StopJobResponse* response) {
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kAdmin, "StopJob");
+      !denied.ok()) {
+    grpc::ServerUnaryReactor* refused = ctx->DefaultReactor();
+    refused->Finish(denied);
+    return refused;
+  }
   coordinator_->Stop(request->reason().empty() ? "requested by an operator"
                                                : request->reason());
   FillJobStatus(*coordinator_, response->mutable_status());

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "aimaster/core/job_coordinator.h"
+#include "aimaster/service/authorization.h"
 #include "elasticbatch/v1/admin.grpc.pb.h"
 
 namespace elasticbatch::aimaster {
@@ -16,7 +17,10 @@ using WorkerListProvider = std::function<void(v1::ListWorkersResponse*)>;
 class AdminService final : public v1::Admin::CallbackService {
  public:
   // `workers` may be empty: the list then comes from the coordinator's sessions.
-  AdminService(JobCoordinator* coordinator, WorkerListProvider workers = nullptr);
+  // `authorizer` checks every call: reading needs a worker or the admin
+  // token, StopJob the admin token.
+  AdminService(JobCoordinator* coordinator, const Authorizer* authorizer,
+               WorkerListProvider workers = nullptr);
 
   grpc::ServerUnaryReactor* GetJobStatus(grpc::CallbackServerContext* ctx,
                                          const v1::GetJobStatusRequest* request,
@@ -33,6 +37,7 @@ class AdminService final : public v1::Admin::CallbackService {
 
  private:
   JobCoordinator* const coordinator_;
+  const Authorizer* const authorizer_;
   WorkerListProvider workers_;
 };
 

@@ -42,8 +42,9 @@ class AimasterService::AcquireReactor final : public grpc::ServerUnaryReactor {
   AimasterService* const service_;
 };
 
-AimasterService::AimasterService(JobCoordinator* coordinator, DurabilityQueue* durability)
-    : coordinator_(coordinator), durability_(durability) {}
+AimasterService::AimasterService(JobCoordinator* coordinator, DurabilityQueue* durability,
+                                 const Authorizer* authorizer)
+    : coordinator_(coordinator), durability_(durability), authorizer_(authorizer) {}
 
 AimasterService::~AimasterService() { ReleaseAllParked(); }
 
@@ -57,6 +58,12 @@ grpc::ServerUnaryReactor* AimasterService::RegisterWorker(
     grpc::CallbackServerContext* ctx, const v1::RegisterWorkerRequest* request,
     v1::RegisterWorkerResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (grpc::Status denied =
+          authorizer_->Check(ctx, auth::Role::kWorker, "RegisterWorker");
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   WorkerIdentity who;
   who.task_type = request->task_type();
   who.task_index = request->task_index();
@@ -131,6 +138,11 @@ grpc::ServerUnaryReactor* AimasterService::AcquireShards(
     grpc::CallbackServerContext* ctx, const v1::AcquireShardsRequest* request,
     v1::AcquireShardsResponse* response) {
   auto* reactor = new AcquireReactor(this);
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kWorker, "AcquireShards");
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   // Read before asking: work that appears after this read wakes the call even
   // if it appears before the call is parked.
   const uint64_t epoch = coordinator_->work_epoch();
@@ -232,6 +244,11 @@ grpc::ServerUnaryReactor* AimasterService::Heartbeat(grpc::CallbackServerContext
                                                      const v1::HeartbeatRequest* request,
                                                      v1::HeartbeatResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kWorker, "Heartbeat");
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   absl::StatusOr<HeartbeatResult> result =
       coordinator_->Heartbeat(request->session_id(), FromProto(request->progress()),
                               FromProto(request->published()));
@@ -250,6 +267,11 @@ grpc::ServerUnaryReactor* AimasterService::CommitShard(
     grpc::CallbackServerContext* ctx, const v1::CommitShardRequest* request,
     v1::CommitShardResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kWorker, "CommitShard");
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   absl::StatusOr<CommitCallResult> result =
       coordinator_->Commit(request->session_id(), FromProto(request->commits()),
                            FromProto(request->published()));
@@ -269,6 +291,11 @@ grpc::ServerUnaryReactor* AimasterService::FailShard(grpc::CallbackServerContext
                                                      const v1::FailShardRequest* request,
                                                      v1::FailShardResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (grpc::Status denied = authorizer_->Check(ctx, auth::Role::kWorker, "FailShard");
+      !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   absl::StatusOr<FailResult> result = coordinator_->Fail(
       request->session_id(), FromProto(request->lease()), request->error());
   if (!result.ok()) {

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "aimaster/core/job_coordinator.h"
+#include "aimaster/service/authorization.h"
 #include "aimaster/service/durability_queue.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
 
@@ -21,7 +22,9 @@ namespace elasticbatch::aimaster {
 
 class AimasterService final : public v1::AIMaster::CallbackService {
  public:
-  AimasterService(JobCoordinator* coordinator, DurabilityQueue* durability);
+  // `authorizer` checks every call (a worker token or the admin token).
+  AimasterService(JobCoordinator* coordinator, DurabilityQueue* durability,
+                  const Authorizer* authorizer);
   ~AimasterService() override;
 
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
@@ -73,6 +76,7 @@ class AimasterService final : public v1::AIMaster::CallbackService {
 
   JobCoordinator* const coordinator_;
   DurabilityQueue* const durability_;
+  const Authorizer* const authorizer_;
   mutable absl::Mutex mu_;
   std::list<Parked> parked_ ABSL_GUARDED_BY(mu_);
 };

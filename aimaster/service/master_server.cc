@@ -30,9 +30,12 @@ absl::StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(
         absl::MutexLock lock(&raw->mu_);
         raw->journal_failure_ = s;
       });
-  m->aimaster_service_ =
-      std::make_unique<AimasterService>(coordinator, m->durability_.get());
-  m->admin_service_ = std::make_unique<AdminService>(coordinator, m->options_.workers);
+  m->authorizer_ = std::make_unique<Authorizer>(
+      auth::Authenticator(m->options_.worker_token, m->options_.admin_token));
+  m->aimaster_service_ = std::make_unique<AimasterService>(
+      coordinator, m->durability_.get(), m->authorizer_.get());
+  m->admin_service_ = std::make_unique<AdminService>(coordinator, m->authorizer_.get(),
+                                                     m->options_.workers);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -41,12 +41,21 @@ struct MasterServerOptions {
   // Largest request message accepted; larger ones are RESOURCE_EXHAUSTED
   // before any handler runs. Default: 4MiB (RequestLimits's).
   size_t max_message_bytes = RequestLimits{}.max_message_bytes;
-  // host:port for Prometheus /metrics; empty: off.
+  // host:port for Prometheus /metrics. Default: empty, off.
   std::string metrics_address;
   // Runs on the tick thread after every coordinator tick (run mode's driver).
+  // Default: none.
   std::function<void()> on_tick;
-  // Worker list for the Admin service; empty: from the coordinator's sessions.
+  // Worker list for the Admin service. Default: none, the list comes from
+  // the coordinator's sessions.
   WorkerListProvider workers;
+  // The job token every worker call must carry (`authorization: Bearer
+  // <token>`); it may also read the job's status. Default: empty, and with
+  // admin_token also empty no call is authenticated (loopback or --insecure).
+  std::string worker_token;
+  // The token the Admin service's StopJob needs (it may do anything).
+  // Default: empty, which makes worker_token the admin token too.
+  std::string admin_token;
 };
 
 class MasterServer {
@@ -81,6 +90,7 @@ class MasterServer {
   JobCoordinator* const coordinator_;
   Journal* const journal_;
   MasterServerOptions options_;
+  std::unique_ptr<Authorizer> authorizer_;
   int port_ = 0;
   std::unique_ptr<DurabilityQueue> durability_;
   std::unique_ptr<AimasterService> aimaster_service_;

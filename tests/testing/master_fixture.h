@@ -30,8 +30,11 @@ class MasterFixture {
                       tick) {}
 
   // Input files (name relative to the input dir, content), sharded by `shard_bytes`.
+  // `server_options` sets what else the server needs (tokens, say); host,
+  // port and tick are the fixture's.
   MasterFixture(const Files& files, uint64_t shard_bytes, CoordinatorOptions options,
-                absl::Duration tick = absl::Milliseconds(20)) {
+                absl::Duration tick = absl::Milliseconds(20),
+                MasterServerOptions server_options = {}) {
     for (const auto& [name, content] : files) {
       testing::WriteFileOrDie(absl::StrCat(input_dir(), "/", name), content);
     }
@@ -48,7 +51,6 @@ class MasterFixture {
     if (options.job_uid.empty()) options.job_uid = journal_->job_uid();
     coordinator_ = std::make_unique<JobCoordinator>(&clock_, shards_.get(),
                                                     journal_.get(), std::move(options));
-    MasterServerOptions server_options;
     server_options.host = "127.0.0.1";
     server_options.port = 0;
     server_options.tick_interval = tick;
@@ -86,7 +88,7 @@ class MasterFixture {
     return counts;
   }
 
- private:
+  // `files` files of `bytes_each` bytes each.
   static Files Generated(int files, int bytes_each) {
     Files out;
     for (int i = 0; i < files; ++i) {
@@ -96,6 +98,7 @@ class MasterFixture {
     return out;
   }
 
+ private:
   testing::TempDir dir_;
   std::string output_dir_;
   std::string state_dir_;

@@ -200,7 +200,7 @@ TEST(WorkerOnFakeMasterTest, TheLineReaderStopsWhenTheShardIsCancelled) {
   s.master->Cancel(shard.id());  // a duplicate won
   ASSERT_TRUE(testing::WaitUntil(absl::Now() + absl::Seconds(60),
                                  [&] { return shard.cancelled(); }));
-  EXPECT_FALSE(*(*lines)->Next(&line));
+  EXPECT_EQ((*lines)->Next(&line).status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ((*out)->Commit().code(), absl::StatusCode::kAborted);
   EXPECT_FALSE(std::filesystem::exists((*out)->final_path()));
   EXPECT_TRUE(s.master->commits().empty());

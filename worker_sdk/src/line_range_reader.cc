@@ -84,17 +84,21 @@ absl::StatusOr<bool> LineRangeReader::ConsumeLine(std::string* out) {
 absl::StatusOr<bool> LineRangeReader::Next(std::string* line) {
   line->clear();
   // A split owns the lines that start at or before its end.
-  if (stopped_ || end_ == begin_ || pos_ > end_) return false;
+  // Stopping is not the end of the split: a caller that took it for one
+  // could publish a partial result as a whole one.
+  if (stopped_)
+    return absl::AbortedError("the reader was stopped before the end of its split");
+  if (end_ == begin_ || pos_ > end_) return false;
   absl::StatusOr<bool> got = ConsumeLine(line);
   if (!got.ok()) return got.status();
   if (!*got) return false;  // end of file
   if (!line->empty() && line->back() == '\r') line->pop_back();
-  ++records_;
-  if (on_record_ && !on_record_(records_, units_done())) {
+  if (on_record_ && !on_record_(records_ + 1, units_done())) {
     stopped_ = true;
     line->clear();
-    return false;
+    return absl::AbortedError("the reader was stopped before the end of its split");
   }
+  ++records_;
   return true;
 }
 

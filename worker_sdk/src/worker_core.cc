@@ -112,12 +112,25 @@ WorkerCore::WorkerCore(const WorkerOptions& options, std::unique_ptr<MasterClien
 
 WorkerCore::~WorkerCore() { Stop(); }
 
+absl::Status WorkerCore::CheckOptions(const WorkerOptions& options) {
+  if (options.prefetch > 1024) {
+    return absl::InvalidArgumentError("prefetch must be at most 1024");
+  }
+  if (options.rpc_timeout <= absl::ZeroDuration() ||
+      options.max_backoff <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("rpc_timeout and max_backoff must be positive");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<WorkerCore>> WorkerCore::Start(
     const WorkerOptions& options) {
   if (options.master_address.empty()) {
     return absl::InvalidArgumentError(
         "no master address: set AIMASTER_ADDR or WorkerOptions::master_address");
   }
+  // Checked before a channel is made from them.
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
   static const RealClock* const kRealClock = new RealClock();
   return Start(options, NewGrpcMasterClient(options.master_address, options.max_backoff),
                std::shared_ptr<const Clock>(std::shared_ptr<const Clock>(), kRealClock));
@@ -126,13 +139,7 @@ absl::StatusOr<std::shared_ptr<WorkerCore>> WorkerCore::Start(
 absl::StatusOr<std::shared_ptr<WorkerCore>> WorkerCore::Start(
     const WorkerOptions& options, std::unique_ptr<MasterClient> master,
     std::shared_ptr<const Clock> clock) {
-  if (options.prefetch > 1024) {
-    return absl::InvalidArgumentError("prefetch must be at most 1024");
-  }
-  if (options.rpc_timeout <= absl::ZeroDuration() ||
-      options.max_backoff <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("rpc_timeout and max_backoff must be positive");
-  }
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
   auto core = std::shared_ptr<WorkerCore>(
       new WorkerCore(options, std::move(master), std::move(clock)));
   absl::Status registered = core->Register(0);

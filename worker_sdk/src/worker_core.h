@@ -80,6 +80,8 @@ class WorkerCore : public std::enable_shared_from_this<WorkerCore> {
   uint32_t task_index() const { return options_.task_index; }
 
  private:
+  // INVALID_ARGUMENT for options no worker can run with.
+  static absl::Status CheckOptions(const WorkerOptions& options);
   WorkerCore(const WorkerOptions& options, std::unique_ptr<MasterClient> master,
              std::shared_ptr<const Clock> clock);
 

@@ -35,9 +35,11 @@ class LineRangeReader {
   struct Options {
     // Read buffer. Default: 256 KiB.
     size_t buffer_size = 256 << 10;
-    // Called after each line with records() and units_done(), so progress is
-    // reported where records are consumed; returning false ends the split
-    // early (Next() returns false). Default: none.
+    // Called after each line is read, with the records read so far (this
+    // line included) and units_done(), so progress is reported where records
+    // are consumed. Returning false stops the reader: that line is dropped
+    // and Next() returns ABORTED from then on, never a plain end of split.
+    // Default: none.
     std::function<bool(uint64_t records, uint64_t units_done)> on_record;
   };
 
@@ -56,7 +58,7 @@ class LineRangeReader {
   LineRangeReader& operator=(const LineRangeReader&) = delete;
 
   // Reads the next line of the split into `line`, without its terminator.
-  // Returns false at the end of the split (or once on_record said stop).
+  // Returns false at the end of the split; ABORTED once on_record said stop.
   absl::StatusOr<bool> Next(std::string* line);
 
   // Bytes of the split consumed so far (for progress reports), capped at its size.

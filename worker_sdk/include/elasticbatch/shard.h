@@ -65,8 +65,9 @@ class Shard {
   bool speculative() const;
 
   // A reader of this BYTES shard's lines that reports progress to the shard
-  // as it reads (no ReportProgress calls needed), and ends early once the
-  // shard is cancelled (Commit() then returns ABORTED). The reader keeps what
+  // as it reads (no ReportProgress calls needed), and stops once the shard is
+  // cancelled: Next() then returns ABORTED (never a plain end, so a partial
+  // result is not mistaken for a whole one), as Commit() would. The reader keeps what
   // it reports to alive, so it may outlive the Shard. FAILED_PRECONDITION for
   // a RECORDS shard (use RecordRange); else as LineRangeReader::Open.
   absl::StatusOr<std::unique_ptr<LineRangeReader>> OpenLines();
