@@ -64,8 +64,7 @@ Fn Real(const char* rest) {
   void* f = dlsym(RTLD_NEXT, name.c_str());
   if (f == nullptr) {
     // Failing loudly beats a TSan run that silently checks nothing.
-    std::fprintf(stderr, "tsan_absl_mutex: %s not found: %s\n", name.c_str(),
-                 dlerror());
+    std::fprintf(stderr, "tsan_absl_mutex: %s not found: %s\n", name.c_str(), dlerror());
     std::abort();
   }
   return reinterpret_cast<Fn>(f);
@@ -73,15 +72,12 @@ Fn Real(const char* rest) {
 
 // One lazily resolved pointer per wrapped function. Function-local statics
 // are thread-safe; the first call may come from any thread.
-#define EB_REAL(type, mangled)                        \
-  static const auto real = Real<type>(mangled);
+#define EB_REAL(type, mangled) static const auto real = Real<type>(mangled);
 
 constexpr unsigned kRead = __tsan_mutex_read_lock;
 
 void PreLock(void* mu, unsigned flags) { __tsan_mutex_pre_lock(mu, flags); }
-void PostLock(void* mu, unsigned flags) {
-  __tsan_mutex_post_lock(mu, flags, 0);
-}
+void PostLock(void* mu, unsigned flags) { __tsan_mutex_post_lock(mu, flags, 0); }
 void Release(void* mu, unsigned flags) {
   __tsan_mutex_pre_unlock(mu, flags);
   __tsan_mutex_post_unlock(mu, flags);
@@ -137,8 +133,7 @@ bool Mutex::TryLock() {
   __tsan_mutex_pre_lock(this, __tsan_mutex_try_lock);
   const bool ok = real(this);
   __tsan_mutex_post_lock(
-      this, __tsan_mutex_try_lock | (ok ? 0 : __tsan_mutex_try_lock_failed),
-      0);
+      this, __tsan_mutex_try_lock | (ok ? 0 : __tsan_mutex_try_lock_failed), 0);
   return ok;
 }
 
@@ -147,8 +142,7 @@ bool Mutex::ReaderTryLock() {
   __tsan_mutex_pre_lock(this, __tsan_mutex_try_read_lock);
   const bool ok = real(this);
   __tsan_mutex_post_lock(
-      this,
-      ok ? __tsan_mutex_try_read_lock : __tsan_mutex_try_read_lock_failed, 0);
+      this, ok ? __tsan_mutex_try_read_lock : __tsan_mutex_try_read_lock_failed, 0);
   return ok;
 }
 
@@ -174,8 +168,7 @@ void Mutex::ReaderUnlock() {
 // Await* may release and reacquire the mutex while waiting: for TSan, an
 // unlock before and a lock after.
 void Mutex::Await(const Condition& cond) {
-  EB_REAL(void (*)(Mutex*, const Condition&),
-          "_ZN4absl@5Mutex5AwaitERKNS0_9ConditionE");
+  EB_REAL(void (*)(Mutex*, const Condition&), "_ZN4absl@5Mutex5AwaitERKNS0_9ConditionE");
   AnnotatedCondition annotated(this, cond);
   const Condition c = annotated.condition();
   Release(this, 0);
@@ -235,8 +228,7 @@ void Mutex::ReaderLockWhen(const Condition& cond) {
   PostLock(this, kRead);
 }
 
-bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond,
-                                      Duration timeout) {
+bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond, Duration timeout) {
   return ReaderLockWhenWithDeadline(cond, Now() + timeout);
 }
 
