@@ -68,6 +68,8 @@ std::string BinDir(const std::string& flag, const char* argv0) {
   return out;
 }
 
+std::string Mb(uint64_t bytes) { return absl::StrFormat("%.1f MB", bytes / 1e6); }
+
 uint64_t RssBytes(pid_t pid) {
   std::ifstream in(ProcPath(pid, "statm"));
   uint64_t size = 0, resident = 0;

@@ -26,6 +26,8 @@ std::string BinDir(const std::string& flag, const char* argv0);
 
 // Resident set size of `pid` (0: this process) in bytes, from /proc.
 uint64_t RssBytes(pid_t pid = 0);
+// `bytes` as megabytes for a table: "18.5 MB".
+std::string Mb(uint64_t bytes);
 // CPU time (user + system) consumed so far by `pid` (0: this process), in seconds.
 double CpuSeconds(pid_t pid = 0);
 

@@ -79,8 +79,6 @@ Flood Run(const std::string& aimaster, const std::string& dir, int n,
   return f;
 }
 
-std::string Mb(uint64_t bytes) { return absl::StrFormat("%.1f MB", bytes / 1e6); }
-
 }  // namespace
 }  // namespace elasticbatch::bench
 

@@ -66,8 +66,6 @@ Served Serve(const std::string& aimaster, uint64_t shards, const std::string& di
   return s;
 }
 
-std::string Mb(uint64_t bytes) { return absl::StrFormat("%.1f MB", bytes / 1e6); }
-
 }  // namespace
 }  // namespace elasticbatch::bench
 
