@@ -465,6 +465,10 @@ TEST(WorkerTest, AShardThatWouldLeaveTheWorkersRootsIsFailedNotProcessed) {
     EXPECT_TRUE((*next)->Commit().ok());
   }
   EXPECT_THAT(handed, ::testing::ElementsAre(0));
+  // The refusals are reported by the worker's own thread; the end of the job
+  // can reach this thread first (a commit riding on an acquire answered END).
+  testing::WaitUntil(absl::Now() + absl::Seconds(60),
+                     [&] { return master.failed().size() >= 7; });
   const std::map<uint64_t, std::string> failed = master.failed();
   ASSERT_EQ(failed.size(), 7u);
   EXPECT_THAT(failed.at(1), HasSubstr("output name"));
