@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "aimaster/cli/commands.h"
 #include "aimaster/cli/job_flags.h"
+#include "aimaster/cli/security_flags.h"
 #include "aimaster/job/local_job.h"
 #include "common/cli/signal_watcher.h"
 #include "elasticbatch/environment_contract.h"
@@ -85,6 +86,9 @@ int RunCommand(const cli::ParsedCommandLine& args) {
     return cli::ReportUsageError(
         kRun, absl::InvalidArgumentError(absl::StrCat(
                   "unexpected argument '", args.positional[1], "' (CMD goes after --)")));
+  }
+  if (absl::Status s = RejectSecurityFlags("run"); !s.ok()) {
+    return cli::ReportUsageError(kRun, s);
   }
   // Each word after `--` arrives as given (one word is a shell command).
   const std::string command = ShellCommandFromWords(args.after_dashes);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "aimaster/cli/commands.h"
 #include "aimaster/cli/job_flags.h"
+#include "aimaster/cli/security_flags.h"
 #include "aimaster/job/job_config.h"
 #include "aimaster/service/master_server.h"
 #include "common/cli/signal_watcher.h"
@@ -15,7 +16,9 @@
 ABSL_FLAG(int32_t, port, 23456,
           "Port to serve workers on; 0 picks a free one (run picks a free one unless "
           "--port is given)");
-ABSL_FLAG(std::string, host, "0.0.0.0", "Interface to listen on");
+ABSL_FLAG(
+    std::string, host, "0.0.0.0",
+    "Interface to listen on; a non-loopback one needs --token-file (or --insecure)");
 ABSL_FLAG(
     absl::Duration, end_grace, absl::Seconds(10),
     "After the job ends, keep answering END this long for workers still to hear it");
@@ -40,6 +43,16 @@ int ServeCommand(const cli::ParsedCommandLine& args) {
     return cli::ReportUsageError(
         "aimaster", absl::InvalidArgumentError("--port must be within 0..65535"));
   }
+  MasterServerOptions options;
+  options.host = absl::GetFlag(FLAGS_host);
+  options.port = port;
+  options.metrics_address = config->metrics_address;
+  options.max_message_bytes = config->coordinator.limits.max_message_bytes;
+  // Before the input scan, which may take long: a refusal comes at once.
+  if (absl::Status s = ApplyServeSecurityFlags(&options); !s.ok()) {
+    return cli::ReportUsageError("aimaster", s);
+  }
+
   RealClock clock;
   absl::StatusOr<PreparedJob> job = PrepareJob(*config, &clock, interrupted);
   if (absl::IsCancelled(job.status()) && interrupted()) {
@@ -48,11 +61,6 @@ int ServeCommand(const cli::ParsedCommandLine& args) {
   }
   if (!job.ok()) return cli::ReportUsageError("aimaster", job.status());
 
-  MasterServerOptions options;
-  options.host = absl::GetFlag(FLAGS_host);
-  options.port = port;
-  options.metrics_address = config->metrics_address;
-  options.max_message_bytes = config->coordinator.limits.max_message_bytes;
   absl::StatusOr<std::unique_ptr<MasterServer>> server =
       MasterServer::Start(job->coordinator.get(), job->journal.get(), options);
   if (!server.ok()) return cli::ReportUsageError("aimaster", server.status());
@@ -62,6 +70,16 @@ int ServeCommand(const cli::ParsedCommandLine& args) {
     return interrupted_exit();
   }
   signals.OnSignal([&](int sig) {
+    // SIGHUP is the operator's "reload": the TLS files are watched anyway;
+    // this checks them now and says what will be served.
+    if (sig == SIGHUP) {
+      if (options.tls.cert_file.empty()) {
+        spdlog::info("SIGHUP: no TLS files to reload");
+      } else {
+        (*server)->CheckTlsFiles().IgnoreError();  // logged either way
+      }
+      return;
+    }
     spdlog::warn("signal {}: stopping", sig);
     (*server)->RequestShutdown();
   });

@@ -1,6 +1,7 @@
 // aimaster status / stop: talk to a running master's Admin service.
 #include <grpcpp/create_channel.h>
 
+#include <chrono>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "aimaster/cli/commands.h"
+#include "aimaster/cli/security_flags.h"
 #include "aimaster/core/job_coordinator.h"
 #include "aimaster/core/worker_fleet.h"
 #include "elasticbatch/v1/admin.grpc.pb.h"
@@ -21,19 +23,30 @@ ABSL_FLAG(std::string, reason, "requested by an operator",
 namespace elasticbatch::aimaster {
 namespace {
 
-std::unique_ptr<v1::Admin::Stub> Connect() {
-  return v1::Admin::NewStub(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_addr), grpc::InsecureChannelCredentials()));
-}
+// A connection to --addr, secured as the flags and environment say.
+struct Connection {
+  rpc::ClientSecurity security;
+  std::unique_ptr<v1::Admin::Stub> stub;
 
-void Deadline(grpc::ClientContext* ctx) {
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-}
+  // A call's context: a deadline and the token.
+  void Prepare(grpc::ClientContext* ctx) const {
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    rpc::AttachToken(security, ctx);
+  }
+  int Error(const grpc::Status& s) const {
+    std::cerr << "aimaster: "
+              << rpc::DescribeCallError(s, absl::GetFlag(FLAGS_addr), security) << "\n";
+    return 1;
+  }
+};
 
-int RpcError(const grpc::Status& s) {
-  std::cerr << "aimaster: cannot reach " << absl::GetFlag(FLAGS_addr) << ": "
-            << s.error_message() << "\n";
-  return 1;
+absl::StatusOr<Connection> Connect() {
+  absl::StatusOr<rpc::ClientSecurity> security = ClientSecurityFromFlags();
+  if (!security.ok()) return security.status();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::NewClientChannel(
+      absl::GetFlag(FLAGS_addr), *security, grpc::ChannelArguments());
+  if (!channel.ok()) return channel.status();
+  return Connection{*std::move(security), v1::Admin::NewStub(*channel)};
 }
 
 // The core's name of a proto job state; "unknown" for a state this build
@@ -91,21 +104,23 @@ void PrintStatus(const v1::JobStatus& s) {
 }  // namespace
 
 int StatusCommand(const cli::ParsedCommandLine&) {
-  auto stub = Connect();
+  absl::StatusOr<Connection> connection = Connect();
+  if (!connection.ok()) return cli::ReportUsageError("aimaster", connection.status());
+  const Connection& c = *connection;
   v1::JobStatus status;
   {
     grpc::ClientContext ctx;
-    Deadline(&ctx);
-    grpc::Status s = stub->GetJobStatus(&ctx, v1::GetJobStatusRequest(), &status);
-    if (!s.ok()) return RpcError(s);
+    c.Prepare(&ctx);
+    grpc::Status s = c.stub->GetJobStatus(&ctx, v1::GetJobStatusRequest(), &status);
+    if (!s.ok()) return c.Error(s);
   }
   PrintStatus(status);
   v1::ListWorkersResponse workers;
   {
     grpc::ClientContext ctx;
-    Deadline(&ctx);
-    grpc::Status s = stub->ListWorkers(&ctx, v1::ListWorkersRequest(), &workers);
-    if (!s.ok()) return RpcError(s);
+    c.Prepare(&ctx);
+    grpc::Status s = c.stub->ListWorkers(&ctx, v1::ListWorkersRequest(), &workers);
+    if (!s.ok()) return c.Error(s);
   }
   std::cout << absl::StrFormat("%-7s %-10s %8s %8s %10s %10s %9s %8s\n", "worker",
                                "state", "attempts", "shards", "records", "records/s",
@@ -126,9 +141,9 @@ int StatusCommand(const cli::ParsedCommandLine&) {
       req.set_filter(filter);
       v1::ListShardsResponse shards;
       grpc::ClientContext ctx;
-      Deadline(&ctx);
-      grpc::Status s = stub->ListShards(&ctx, req, &shards);
-      if (!s.ok()) return RpcError(s);
+      c.Prepare(&ctx);
+      grpc::Status s = c.stub->ListShards(&ctx, req, &shards);
+      if (!s.ok()) return c.Error(s);
       for (const v1::ShardInfo& info : shards.shards()) {
         std::cout << absl::StrFormat(
             "shard %d %s:%s [%d,%d) %s, %d lease(s), %d failure(s)\n",
@@ -145,14 +160,16 @@ int StatusCommand(const cli::ParsedCommandLine&) {
 }
 
 int StopCommand(const cli::ParsedCommandLine&) {
-  auto stub = Connect();
+  absl::StatusOr<Connection> connection = Connect();
+  if (!connection.ok()) return cli::ReportUsageError("aimaster", connection.status());
+  const Connection& c = *connection;
   v1::StopJobRequest req;
   req.set_reason(absl::GetFlag(FLAGS_reason));
   v1::StopJobResponse resp;
   grpc::ClientContext ctx;
-  Deadline(&ctx);
-  grpc::Status s = stub->StopJob(&ctx, req, &resp);
-  if (!s.ok()) return RpcError(s);
+  c.Prepare(&ctx);
+  grpc::Status s = c.stub->StopJob(&ctx, req, &resp);
+  if (!s.ok()) return c.Error(s);
   PrintStatus(resp.status());
   return 0;
 }

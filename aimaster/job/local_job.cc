@@ -18,6 +18,8 @@
 #include "aimaster/launch/launch_driver.h"
 #include "aimaster/launch/local_launcher.h"
 #include "aimaster/service/master_server.h"
+#include "common/auth/token.h"
+#include "common/rpc/client_channel.h"
 #include "elasticbatch/environment_contract.h"
 #include "spdlog/spdlog.h"
 
@@ -198,6 +200,12 @@ absl::StatusOr<int> LocalJob::Run(const LocalJobOptions& options) {
   }
   if (!job.ok()) return job.status();
 
+  // The job's token: workers get it in their environment (never on a command
+  // line), operators in a file only the owner can read.
+  const std::string token = auth::GenerateToken();
+  const std::string token_file = options.root + "/aimaster.token";
+  if (absl::Status s = auth::WriteTokenFile(token_file, token); !s.ok()) return s;
+
   LocalLauncherOptions launcher_options;
   launcher_options.stop_grace = options.stop_grace;
   LocalLauncher launcher(launcher_options);
@@ -215,6 +223,7 @@ absl::StatusOr<int> LocalJob::Run(const LocalJobOptions& options) {
         s.command = command;
         s.working_dir = dir->usercode();
         s.env = dir->WorkerEnvironment(index, attempt, master_address);
+        s.env.push_back(absl::StrCat(rpc::kTokenVar, "=", token));
         s.log_path = dir->LogPath(index, attempt);
         return s;
       },
@@ -222,6 +231,7 @@ absl::StatusOr<int> LocalJob::Run(const LocalJobOptions& options) {
   ProgressReporter progress(job->coordinator.get(), options.progress_interval);
   MasterServerOptions server_options;
   server_options.host = "127.0.0.1";
+  server_options.worker_token = token;
   server_options.port = options.port;
   server_options.metrics_address = config.metrics_address;
   server_options.max_message_bytes = config.coordinator.limits.max_message_bytes;
@@ -246,6 +256,8 @@ absl::StatusOr<int> LocalJob::Run(const LocalJobOptions& options) {
       "job {}: {} shards of {}, {} worker(s) running `{}`; master {}; job dir {}",
       config.coordinator.job_id, start.total_shards, config.sharded().path,
       config.coordinator.fleet->workers, options.command, master_address, options.root);
+  spdlog::info("status: aimaster status --addr {} --token-file {}", master_address,
+               token_file);
   if (start.committed_shards + start.quarantined_shards > 0) {
     spdlog::info("resuming: {} shards already committed, {} quarantined",
                  start.committed_shards, start.quarantined_shards);

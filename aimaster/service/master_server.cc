@@ -2,6 +2,9 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server_builder.h>
 
 #include <algorithm>
@@ -9,9 +12,67 @@
 
 #include "absl/strings/str_cat.h"
 #include "aimaster/service/metrics_exporter.h"
+#include "common/rpc/tls_files.h"
 #include "spdlog/spdlog.h"
 
 namespace elasticbatch::aimaster {
+namespace {
+
+// The port's credentials: insecure, or TLS from files gRPC keeps watching.
+// The files are checked first so that a bad one is a clear error now, not a
+// handshake failure on every worker later.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const MasterTlsOptions& tls) {
+  if (tls.cert_file.empty() && tls.key_file.empty() && tls.client_ca_file.empty()) {
+    return grpc::InsecureServerCredentials();
+  }
+  if (tls.cert_file.empty() || tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS needs both a certificate and its key (--tls-cert and --tls-key)");
+  }
+  absl::StatusOr<rpc::CertificateSummary> cert =
+      rpc::CheckServerCertificate(tls.cert_file, tls.key_file, absl::Now());
+  if (!cert.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS certificate or key: ", cert.status().message()));
+  }
+  absl::StatusOr<int> cas = 0;
+  if (!tls.client_ca_file.empty()) {
+    cas = rpc::CheckCaFile(tls.client_ca_file);
+    if (!cas.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("TLS client CA: ", cas.status().message()));
+    }
+  }
+  // Logged once everything checked out: a refusal stays one line.
+  spdlog::info("TLS: serving {}", cert->Describe());
+  if (!tls.client_ca_file.empty()) {
+    spdlog::info("TLS: clients must present a certificate signed by {} ({} CA(s))",
+                 tls.client_ca_file, *cas);
+  }
+  const auto interval = static_cast<unsigned int>(
+      std::clamp<int64_t>(absl::ToInt64Seconds(tls.reload_interval), 1, 86400));
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider;
+  if (tls.client_ca_file.empty()) {
+    provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        tls.key_file, tls.cert_file, interval);
+  } else {
+    provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        tls.key_file, tls.cert_file, tls.client_ca_file, interval);
+  }
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (tls.client_ca_file.empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
+}  // namespace
 
 MasterServer::MasterServer(JobCoordinator* coordinator, Journal* journal,
                            MasterServerOptions options)
@@ -19,6 +80,9 @@ MasterServer::MasterServer(JobCoordinator* coordinator, Journal* journal,
 
 absl::StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(
     JobCoordinator* coordinator, Journal* journal, MasterServerOptions options) {
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
   auto m = std::unique_ptr<MasterServer>(new MasterServer(coordinator, journal, options));
   MasterServer* raw = m.get();
   m->durability_ =
@@ -45,7 +109,7 @@ absl::StatusOr<std::unique_ptr<MasterServer>> MasterServer::Start(
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<size_t>(m->options_.max_message_bytes, std::numeric_limits<int>::max())));
   builder.AddListeningPort(absl::StrCat(m->options_.host, ":", m->options_.port),
-                           grpc::InsecureServerCredentials(), &m->port_);
+                           *credentials, &m->port_);
   builder.RegisterService(m->aimaster_service_.get());
   builder.RegisterService(m->admin_service_.get());
   m->server_ = builder.BuildAndStart();
@@ -111,6 +175,31 @@ absl::Status MasterServer::WaitForEnd(absl::Duration grace) {
       return absl::OkStatus();
     }
   }
+}
+
+absl::Status MasterServer::CheckTlsFiles() const {
+  const MasterTlsOptions& tls = options_.tls;
+  if (tls.cert_file.empty()) return absl::OkStatus();
+  absl::StatusOr<rpc::CertificateSummary> cert =
+      rpc::CheckServerCertificate(tls.cert_file, tls.key_file, absl::Now());
+  if (!cert.ok()) {
+    spdlog::error(
+        "TLS: the files on disk are not servable ({}); new connections may fail "
+        "until they are fixed",
+        std::string(cert.status().message()));
+    return cert.status();
+  }
+  if (!tls.client_ca_file.empty()) {
+    absl::StatusOr<int> cas = rpc::CheckCaFile(tls.client_ca_file);
+    if (!cas.ok()) {
+      spdlog::error("TLS: {}; new client connections may fail until it is fixed",
+                    std::string(cas.status().message()));
+      return cas.status();
+    }
+  }
+  spdlog::info("TLS: the files on disk hold {}; served within {}", cert->Describe(),
+               absl::FormatDuration(tls.reload_interval));
+  return absl::OkStatus();
 }
 
 void MasterServer::RequestShutdown() {

@@ -31,6 +31,20 @@ namespace elasticbatch::aimaster {
 
 class MetricsExporter;
 
+// TLS on the master's port. gRPC re-reads the files every reload_interval
+// and serves a changed pair from then on (Kubernetes rotates mounted Secrets
+// in place), so a rotation needs no restart.
+struct MasterTlsOptions {
+  // PEM certificate chain and private key. Default: empty, no TLS.
+  std::string cert_file;
+  std::string key_file;
+  // PEM CA(s) a client certificate must chain to; set, every client must
+  // present one (mutual TLS). Default: empty, no client certificate asked.
+  std::string client_ca_file;
+  // How often the files are re-read. Default: 1s (three small reads).
+  absl::Duration reload_interval = absl::Seconds(1);
+};
+
 struct MasterServerOptions {
   // Interface to listen on. Default: all.
   std::string host = "0.0.0.0";
@@ -56,11 +70,15 @@ struct MasterServerOptions {
   // The token the Admin service's StopJob needs (it may do anything).
   // Default: empty, which makes worker_token the admin token too.
   std::string admin_token;
+  // TLS. Default: off (cert_file empty).
+  MasterTlsOptions tls;
 };
 
 class MasterServer {
  public:
-  // FAILED_PRECONDITION when the port cannot be bound (in use, ...).
+  // FAILED_PRECONDITION when the port cannot be bound (in use, ...);
+  // INVALID_ARGUMENT when a TLS file is unreadable, malformed, expired or the
+  // key does not match the certificate.
   static absl::StatusOr<std::unique_ptr<MasterServer>> Start(JobCoordinator* coordinator,
                                                              Journal* journal,
                                                              MasterServerOptions options);
@@ -77,6 +95,10 @@ class MasterServer {
   // `grace` passed since the end; or (b) Shutdown was requested; or (c) the
   // journal failed. Returns the journal's failure in case (c), else OK.
   absl::Status WaitForEnd(absl::Duration grace);
+  // Checks the TLS files as they are on disk now and logs what they hold
+  // (SIGHUP): a good pair is served within tls.reload_interval; a bad one is
+  // reported loudly (gRPC serves what is on disk). OK when TLS is off.
+  absl::Status CheckTlsFiles() const;
   // Makes WaitForEnd return (from a signal thread, say). Idempotent.
   void RequestShutdown();
   // Stops serving: parked calls are answered, the server and threads stop.

@@ -44,6 +44,49 @@ absl::Status FileError(const std::string& path, int error) {
 
 }  // namespace
 
+absl::Status WriteTokenFile(const std::string& path, absl::string_view token) {
+  const auto fail = [&](int error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot write token file ", path, ": ", std::strerror(error)));
+  };
+  // O_NONBLOCK: a FIFO planted at `path` must not block us (fstat refuses it).
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == ELOOP) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot write token file ", path,
+                     ": it is a symbolic link; refusing to follow it"));
+  }
+  if (fd < 0) return fail(errno);
+  struct stat st = {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot write token file ", path, ": not a regular file"));
+  }
+  // Permissions first, contents after: the token is never readable by others,
+  // not even for a moment in a file that existed with wider permissions.
+  if (fchmod(fd, 0600) != 0 || ftruncate(fd, 0) != 0) {
+    const int error = errno;
+    close(fd);
+    return fail(error);
+  }
+  const std::string line = absl::StrCat(token, "\n");
+  size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = write(fd, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int error = errno;
+      close(fd);
+      return fail(error);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0) return fail(errno);
+  return absl::OkStatus();
+}
+
 std::string GenerateToken() {
   std::string raw(32, '\0');
   FillRandom(raw.data(), raw.size());

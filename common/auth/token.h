@@ -37,6 +37,11 @@ std::string GenerateToken();
 // the file cannot be read or is not a regular file.
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 
+// Writes `token` and a newline to `path`, readable and writable by the owner
+// only (0600, also when the file existed with wider permissions). Refuses a
+// symlink or a non-regular file at `path`. The error names the file.
+absl::Status WriteTokenFile(const std::string& path, absl::string_view token);
+
 // Checks a token given directly (an environment variable), as ReadTokenFile
 // checks a file's. `source` names where it came from in the error.
 absl::Status ValidateToken(absl::string_view token, absl::string_view source);

@@ -10,7 +10,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/rpc/client_channel.h"
 #include "elasticbatch/v1/elasticbatch.pb.h"
 
 namespace elasticbatch::internal {
@@ -35,10 +37,20 @@ class MasterClient {
                                  absl::Duration timeout) = 0;
 };
 
-// A client on an insecure channel to `address` (host:port) that reconnects to
-// a restarted master within `max_reconnect_backoff`.
-std::unique_ptr<MasterClient> NewGrpcMasterClient(const std::string& address,
-                                                  absl::Duration max_reconnect_backoff);
+// A failed call whose TLS handshake failed carries this payload (any value):
+// the worker's first registration gives up at once instead of retrying.
+inline constexpr char kTlsHandshakeFailurePayload[] = "elasticbatch.dev/tls-handshake";
+// A failed call the master closed without an answer carries this payload:
+// repeated at the first registration, it is a TLS mismatch, not an outage.
+inline constexpr char kClosedByMasterPayload[] = "elasticbatch.dev/closed-by-master";
+
+// A client on a channel to `address` (host:port), insecure or TLS as
+// `security` says, that sends its token with every call and reconnects to a
+// restarted master within `max_reconnect_backoff`. INVALID_ARGUMENT when a
+// TLS file cannot be read.
+absl::StatusOr<std::unique_ptr<MasterClient>> NewGrpcMasterClient(
+    const std::string& address, const rpc::ClientSecurity& security,
+    absl::Duration max_reconnect_backoff);
 
 }  // namespace elasticbatch::internal
 

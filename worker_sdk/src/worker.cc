@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/rpc/client_channel.h"
 #include "elasticbatch/environment_contract.h"
 #include "elasticbatch/task_info.h"
 #include "worker_sdk/src/worker_core.h"
@@ -51,6 +52,15 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::FromEnvironment(
     }
     options.master_address = addr;
   }
+  absl::StatusOr<rpc::ClientSecurity> security = rpc::WorkerSecurityFromEnvironment();
+  if (!security.ok()) return security.status();
+  if (options.token.empty()) options.token = security->token;
+  options.tls = options.tls || security->tls;
+  if (options.tls_ca_file.empty()) options.tls_ca_file = security->tls_ca_file;
+  if (options.tls_cert_file.empty()) options.tls_cert_file = security->tls_cert_file;
+  if (options.tls_key_file.empty()) options.tls_key_file = security->tls_key_file;
+  if (options.tls_server_name.empty())
+    options.tls_server_name = security->tls_server_name;
   if (const char* attempt = std::getenv(kAttemptVar);
       attempt != nullptr && *attempt != '\0') {
     if (!absl::SimpleAtoi(attempt, &options.attempt)) {

@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/auth/token.h"
 #include "elasticbatch/pai_environment.h"
 #include "worker_sdk/src/json_value.h"
 
@@ -82,6 +83,10 @@ absl::Status CheckOutputName(const std::string& name) {
                                                  "', which is not a plain file name"));
 }
 
+// First-registration attempts the master may close in a row before the
+// worker gives up (seconds, with the jittered backoff).
+constexpr int kClosedAttemptsBeforeGivingUp = 8;
+
 bool Transient(absl::StatusCode code) {
   return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kCancelled ||
          code == absl::StatusCode::kDeadlineExceeded ||
@@ -131,8 +136,24 @@ absl::StatusOr<std::shared_ptr<WorkerCore>> WorkerCore::Start(
   }
   // Checked before a channel is made from them.
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  rpc::ClientSecurity security;
+  security.token = options.token;
+  security.tls = options.tls;
+  security.tls_ca_file = options.tls_ca_file;
+  security.tls_cert_file = options.tls_cert_file;
+  security.tls_key_file = options.tls_key_file;
+  security.tls_server_name = options.tls_server_name;
+  if (!security.token.empty()) {
+    if (absl::Status s = auth::ValidateToken(security.token, "WorkerOptions::token");
+        !s.ok()) {
+      return s;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<MasterClient>> master =
+      NewGrpcMasterClient(options.master_address, security, options.max_backoff);
+  if (!master.ok()) return master.status();
   static const RealClock* const kRealClock = new RealClock();
-  return Start(options, NewGrpcMasterClient(options.master_address, options.max_backoff),
+  return Start(options, *std::move(master),
                std::shared_ptr<const Clock>(std::shared_ptr<const Clock>(), kRealClock));
 }
 
@@ -276,11 +297,27 @@ absl::Status WorkerCore::Register(uint64_t stale_session) {
   const absl::Time started = clock_->Now();
   absl::Duration backoff = kInitialBackoff;
   v1::RegisterWorkerResponse resp;
+  int closed_in_a_row = 0;
   while (true) {
     resp.Clear();
     absl::Status s = master_->RegisterWorker(req, &resp, options_.rpc_timeout);
     if (s.ok()) break;
     if (!Transient(s.code())) return s;
+    // A certificate that does not verify will not verify on a retry either;
+    // a registered worker keeps retrying (the master may be mid-rotation).
+    if (stale_session == 0 && s.GetPayload(kTlsHandshakeFailurePayload).has_value()) {
+      return absl::UnavailableError(absl::StrCat("TLS handshake failed: ", s.message()));
+    }
+    // A master that accepts the connection and closes it, again and again,
+    // is refusing our TLS (or our lack of it); a restarting one refuses the
+    // connection instead.
+    closed_in_a_row =
+        s.GetPayload(kClosedByMasterPayload).has_value() ? closed_in_a_row + 1 : 0;
+    if (stale_session == 0 && closed_in_a_row >= kClosedAttemptsBeforeGivingUp) {
+      return absl::UnavailableError(absl::StrCat("the master closed the connection ",
+                                                 closed_in_a_row,
+                                                 " times in a row: ", s.message()));
+    }
     if (JobEndedOnDisk()) return JobOverStatus();
     if (clock_->Now() - started > options_.master_lost_timeout) return s;
     if (!BackOffUnlessStopped(&backoff)) return s;

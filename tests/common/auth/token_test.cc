@@ -71,6 +71,31 @@ TEST(TokenTest, BadTokenFilesAreRefusedNamingTheFile) {
   EXPECT_TRUE(absl::IsFailedPrecondition(ReadTokenFile(fifo).status()));
 }
 
+TEST(TokenTest, AWrittenTokenFileIsTheOwnersAloneAndReadsBack) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/aimaster.token";
+  // An existing file readable by all is narrowed before the token goes in.
+  testing::WriteFileOrDie(path, "old contents that are longer than the token itself ......");
+  ASSERT_EQ(chmod(path.c_str(), 0644), 0);
+  const std::string token = GenerateToken();
+  ASSERT_TRUE(WriteTokenFile(path, token).ok());
+  struct stat st = {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(testing::ReadFileOrEmpty(path), token + "\n");
+  EXPECT_EQ(*ReadTokenFile(path), token);
+
+  // Never through a symlink (it could point anywhere), never into a FIFO or
+  // a directory.
+  std::filesystem::create_symlink(dir.path() + "/elsewhere", dir.path() + "/link");
+  absl::Status link = WriteTokenFile(dir.path() + "/link", token);
+  EXPECT_THAT(std::string(link.message()), HasSubstr("symbolic link"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/elsewhere"));
+  ASSERT_EQ(mkfifo((dir.path() + "/fifo").c_str(), 0600), 0);
+  EXPECT_FALSE(WriteTokenFile(dir.path() + "/fifo", token).ok());
+  EXPECT_FALSE(WriteTokenFile(dir.path(), token).ok());
+}
+
 TEST(TokenTest, TokensEqualComparesWholeTokens) {
   EXPECT_TRUE(TokensEqual(kWorker, kWorker));
   EXPECT_FALSE(TokensEqual(kWorker.substr(0, 63), kWorker));

@@ -66,6 +66,24 @@ struct WorkerOptions {
   // Give up (NextShard returns UNAVAILABLE) when the master stays unreachable
   // this long and has left no _SUCCESS/_FAILED in the output. Default: 10min.
   absl::Duration master_lost_timeout = absl::Minutes(10);
+  // The job token sent with every call (`authorization: Bearer`). Default:
+  // empty, none; FromEnvironment(): $ELASTICBATCH_TOKEN, else the contents of
+  // the file $ELASTICBATCH_TOKEN_FILE names.
+  std::string token;
+  // TLS to the master, verifying its certificate. Default: false;
+  // FromEnvironment(): $ELASTICBATCH_TLS ("1"/"true"). Any tls_* field set
+  // below implies it.
+  bool tls = false;
+  // CA certificates (PEM file) the master's certificate must chain to.
+  // Default: empty, the system's store; FromEnvironment(): $ELASTICBATCH_TLS_CA.
+  std::string tls_ca_file;
+  // This worker's certificate chain and key (PEM files) for mutual TLS.
+  // Default: none; FromEnvironment(): $ELASTICBATCH_TLS_CERT, $ELASTICBATCH_TLS_KEY.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Name the master's certificate must carry. Default: empty, the host of
+  // master_address; FromEnvironment(): $ELASTICBATCH_TLS_SERVER_NAME.
+  std::string tls_server_name;
 };
 
 class Worker;
@@ -118,7 +136,9 @@ class ShardRange {
 class Worker {
  public:
   // Connects and registers. INVALID_ARGUMENT for bad options; UNAVAILABLE when
-  // the master could not be reached within master_lost_timeout;
+  // the master could not be reached within master_lost_timeout, or at once
+  // when the TLS handshake fails (wrong CA or name); UNAUTHENTICATED when the
+  // master refuses the token;
   // FAILED_PRECONDITION when the master refuses this instance (a backup won
   // the start race, or the attempt was superseded): exit without retrying.
   static absl::StatusOr<std::unique_ptr<Worker>> Create(const WorkerOptions& options);

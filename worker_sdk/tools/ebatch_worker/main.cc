@@ -62,6 +62,7 @@
 #include "common/cli/command_line.h"
 #include "common/cli/logging.h"
 #include "common/cli/signal_watcher.h"
+#include "common/rpc/client_channel.h"
 #include "elasticbatch/environment_contract.h"
 #include "elasticbatch/line_range_reader.h"
 #include "elasticbatch/shard.h"
@@ -774,7 +775,9 @@ its whole group is stopped (SIGTERM, SIGKILL after --stop-grace) when we stop
 it and when we die, even by SIGKILL.
 
 Reads ELASTICBATCH_CONFIG, AIMASTER_ADDR and PAI_INPUT_*/PAI_OUTPUT_* like any
-worker. Exit codes: 0 when the job is over, 1 when the master was lost or CMD
+worker, and the job token (ELASTICBATCH_TOKEN or ELASTICBATCH_TOKEN_FILE) and
+TLS settings (ELASTICBATCH_TLS, _TLS_CA, _TLS_CERT, _TLS_KEY,
+_TLS_SERVER_NAME); CMD does not see ELASTICBATCH_TOKEN. Exit codes: 0 when the job is over, 1 when the master was lost or CMD
 never got ready, 2 for a configuration error, 128+N after signal N.
 
 Flags:
@@ -848,6 +851,14 @@ int Main(int argc, char** argv) {
   }
   absl::StatusOr<Config> config = ReadConfig(*parsed);
   if (!config.ok()) return cli::ReportUsageError("ebatch-worker", config.status());
+  // The command runs on hostile input and has no business with the master:
+  // the token is taken into the options and out of the environment the
+  // command inherits, before any thread can read the environment.
+  absl::StatusOr<std::string> token =
+      rpc::TokenFromEnvironment(rpc::kTokenVar, rpc::kTokenFileVar);
+  if (!token.ok()) return cli::ReportUsageError("ebatch-worker", token.status());
+  unsetenv(rpc::kTokenVar);
+  unsetenv(rpc::kAdminTokenVar);
 
   Wakeup wake;  // outlives the watcher, which notifies it
   cli::SignalWatcher signals([&wake](int sig) {
@@ -888,6 +899,7 @@ int Main(int argc, char** argv) {
   options.output_dir = absl::GetFlag(FLAGS_output_dir);
   options.input_root = absl::GetFlag(FLAGS_input_root);
   options.master_lost_timeout = absl::GetFlag(FLAGS_master_lost_timeout);
+  options.token = *token;
   // Registration runs while the command loads (it may take long: the master
   // may not be up yet).
   auto registration = InBackground<absl::StatusOr<std::unique_ptr<Worker>>>(
