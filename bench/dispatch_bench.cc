@@ -8,9 +8,12 @@
 // two calls per cycle with the same request and response sizes. Reported per
 // configuration: cycles/s, RPCs/s, shards/s, p50/p99 RPC latency, server
 // CPU-us per RPC, and the master/echo ratio of RPCs/s. Finally a paced run at
-// half of the master's saturation gives p50/p99 under a realistic load.
+// half of the master's saturation gives p50/p99 under a realistic load, and
+// the cost of security: the same master with a job token, and with a token
+// over TLS (certificates made with openssl for the run), 8 clients.
 //
-// Usage: dispatch_bench [--bin DIR] [--seconds S]     (internal: --serve-echo)
+// Usage: dispatch_bench [--bin DIR] [--seconds S] [--security-only]
+//        (internal: --serve-echo)
 #include <grpcpp/create_channel.h>
 #include <grpcpp/server_builder.h>
 #include <signal.h>
@@ -28,14 +31,18 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "bench/bench_util.h"
+#include "common/auth/token.h"
+#include "common/rpc/client_channel.h"
 #include "echo.grpc.pb.h"
 #include "elasticbatch/v1/elasticbatch.grpc.pb.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_files.h"
+#include "tests/testing/test_pki.h"
 
 ABSL_FLAG(std::string, bin, "", "directory holding aimaster (default: this program's)");
 ABSL_FLAG(double, seconds, 3, "measuring time of each configuration");
 ABSL_FLAG(bool, serve_echo, false, "internal: run as the echo server");
+ABSL_FLAG(bool, security_only, false, "measure only the cost of the token and of TLS");
 
 constexpr char kUsage[] =
     "Usage: dispatch_bench [--bin DIR] [--seconds S]\nA real master against a bare gRPC "
@@ -75,11 +82,18 @@ int ServeEcho() {
 
 // --- Clients. -----------------------------------------------------------------
 
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& target) {
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& target,
+                                          const rpc::ClientSecurity& security = {}) {
   grpc::ChannelArguments args;
   // One connection per worker, as separate worker processes would have.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      rpc::NewClientChannel(target, security, args);
+  if (!channel.ok()) {
+    std::cerr << "dispatch_bench: " << channel.status().message() << "\n";
+    std::exit(1);
+  }
+  return *channel;
 }
 
 struct Sizes {
@@ -143,8 +157,10 @@ class MasterClient final : public Client {
  public:
   // `one_call`: each cycle is a single AcquireShards that commits the shards
   // of the previous cycle and confirms the grants of the one before.
-  MasterClient(const std::string& target, uint32_t index, uint32_t batch, bool one_call)
-      : stub_(v1::AIMaster::NewStub(NewChannel(target))),
+  MasterClient(const std::string& target, uint32_t index, uint32_t batch, bool one_call,
+               const rpc::ClientSecurity& security = {})
+      : stub_(v1::AIMaster::NewStub(NewChannel(target, security))),
+        security_(security),
         index_(index),
         batch_(batch),
         one_call_(one_call) {}
@@ -157,6 +173,7 @@ class MasterClient final : public Client {
     req.set_host("bench");
     v1::RegisterWorkerResponse resp;
     grpc::ClientContext ctx;
+    rpc::AttachToken(security_, &ctx);
     if (!stub_->RegisterWorker(&ctx, req, &resp).ok()) return false;
     session_ = resp.session_id();
     return true;
@@ -180,6 +197,7 @@ class MasterClient final : public Client {
     const absl::Time t = absl::Now();
     {
       grpc::ClientContext ctx;
+      rpc::AttachToken(security_, &ctx);
       if (!stub_->AcquireShards(&ctx, aq, &ar).ok()) return false;
     }
     stats->latency_us.push_back(Since(t));
@@ -209,6 +227,7 @@ class MasterClient final : public Client {
     absl::Time t = absl::Now();
     {
       grpc::ClientContext ctx;
+      rpc::AttachToken(security_, &ctx);
       if (!stub_->AcquireShards(&ctx, aq, &ar).ok()) return false;
     }
     stats->latency_us.push_back(Since(t));
@@ -226,6 +245,7 @@ class MasterClient final : public Client {
     t = absl::Now();
     {
       grpc::ClientContext ctx;
+      rpc::AttachToken(security_, &ctx);
       if (!stub_->CommitShard(&ctx, cq, &cr).ok()) return false;
     }
     stats->latency_us.push_back(Since(t));
@@ -240,6 +260,7 @@ class MasterClient final : public Client {
 
  private:
   std::unique_ptr<v1::AIMaster::Stub> stub_;
+  rpc::ClientSecurity security_;
   uint32_t index_;
   uint32_t batch_;
   bool one_call_;
@@ -369,6 +390,105 @@ Result Drive(std::vector<std::unique_ptr<Client>>& clients, pid_t server, double
 
 std::string Rate(double v) { return absl::StrFormat("%.0f", v); }
 
+// A real master listening as `extra` says, started from `bin`; its pid and
+// address. Exits the bench when it does not start.
+std::pair<std::unique_ptr<testing::Subprocess>, std::string> StartServer(
+    std::vector<std::string> argv) {
+  auto p = testing::Subprocess::Start(argv);
+  if (!p.ok()) std::exit(1);
+  auto line = (*p)->ReadStdoutLine(absl::Seconds(60));
+  if (!line.ok()) {
+    std::cerr << "server did not start: " << (*p)->Stderr() << "\n";
+    std::exit(1);
+  }
+  return {std::move(*p), "127.0.0.1:" + line->substr(line->rfind(':') + 1)};
+}
+
+std::vector<std::string> MasterArgs(const std::string& bin, const std::string& dir) {
+  return {bin + "/aimaster",
+          "serve",
+          "--port=0",
+          "--host=127.0.0.1",
+          "--records=200000000",
+          "--shard-records=1",
+          "--input",
+          "table=synthetic",
+          "--output",
+          "out=" + dir + "/out",
+          "--state-dir",
+          dir + "/state",
+          "--lease-timeout=120s",
+          "--no-speculation",
+          "--log-level=warn"};
+}
+
+// The same master plain, with a job token, and with a token over TLS: 8
+// clients, max_n 1, two calls per cycle. The token is a metadata entry and a
+// constant-time compare; TLS adds encryption per message (the handshake is
+// once per connection, outside the measurement).
+void MeasureSecurity(const std::string& bin, double seconds, Report& report) {
+  testing::TempDir dir;
+  absl::StatusOr<testing::TestCa> ca =
+      testing::TestCa::Create(dir.path() + "/ca", "bench");
+  if (!ca.ok()) {
+    std::cerr << "dispatch_bench: " << ca.status().message() << "\n";
+    std::exit(1);
+  }
+  absl::StatusOr<testing::CertPair> cert =
+      ca->Issue(dir.path() + "/server", "aimaster", "IP:127.0.0.1");
+  if (!cert.ok()) std::exit(1);
+  const std::string token = auth::GenerateToken();
+  if (!auth::WriteTokenFile(dir.path() + "/token", token).ok()) std::exit(1);
+
+  struct Mode {
+    const char* name;
+    std::vector<std::string> flags;
+    rpc::ClientSecurity security;
+  };
+  rpc::ClientSecurity with_token;
+  with_token.token = token;
+  rpc::ClientSecurity with_tls = with_token;
+  with_tls.tls_ca_file = ca->cert_file();
+  const std::vector<Mode> modes = {
+      {"plain", {}, {}},
+      {"token", {"--token-file=" + dir.path() + "/token"}, with_token},
+      {"token+TLS",
+       {"--token-file=" + dir.path() + "/token", "--tls-cert=" + cert->cert_file,
+        "--tls-key=" + cert->key_file},
+       with_tls},
+  };
+  report.Row({});  // a table of its own
+  report.Row({"security", "clients", "RPCs/s", "p50 ms", "p99 ms", "server CPU-us/RPC",
+              "vs plain"});
+  double plain = 0;
+  int run = 0;
+  for (const Mode& mode : modes) {
+    std::vector<std::string> argv =
+        MasterArgs(bin, absl::StrCat(dir.path(), "/m", run++));
+    argv.insert(argv.end(), mode.flags.begin(), mode.flags.end());
+    auto [master, target] = StartServer(argv);
+    std::vector<std::unique_ptr<Client>> clients;
+    for (uint32_t i = 0; i < 8; ++i) {
+      clients.push_back(
+          std::make_unique<MasterClient>(target, i, 1, false, mode.security));
+    }
+    const Result r = Drive(clients, master->pid(), seconds);
+    if (plain == 0) plain = r.rpcs_per_s;
+    report.Row({mode.name, "8", Rate(r.rpcs_per_s), absl::StrFormat("%.3f", r.p50_ms),
+                absl::StrFormat("%.3f", r.p99_ms),
+                absl::StrFormat("%.1f", r.server_cpu_us_per_rpc),
+                absl::StrFormat("%.2f", plain > 0 ? r.rpcs_per_s / plain : 0)});
+    std::string key = absl::StrCat("security_", mode.name);
+    std::replace(key.begin(), key.end(), '+', '_');
+    report.Figure(key + "_rpcs_per_s", r.rpcs_per_s);
+    report.Figure(key + "_p99_ms", r.p99_ms);
+    report.Figure(key + "_server_cpu_us_per_rpc", r.server_cpu_us_per_rpc);
+    if (r.errors > 0) std::cerr << mode.name << ": " << r.errors << " errors\n";
+    master->Signal(SIGTERM);
+    (void)master->Wait(absl::Seconds(30));
+  }
+}
+
 }  // namespace
 }  // namespace elasticbatch::bench
 
@@ -384,24 +504,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  if (absl::GetFlag(FLAGS_security_only)) {
+    Report report("dispatch");
+    MeasureSecurity(bin, seconds, report);
+    report.Print();
+    return 0;
+  }
   elasticbatch::testing::TempDir dir;
-  auto start = [](std::vector<std::string> argv) {
-    auto p = elasticbatch::testing::Subprocess::Start(argv);
-    if (!p.ok()) std::exit(1);
-    auto line = (*p)->ReadStdoutLine(absl::Seconds(60));
-    if (!line.ok()) {
-      std::cerr << "server did not start: " << (*p)->Stderr() << "\n";
-      std::exit(1);
-    }
-    return std::make_pair(std::move(*p),
-                          "127.0.0.1:" + line->substr(line->rfind(':') + 1));
-  };
-  auto [master, master_target] = start(
-      {bin + "/aimaster", "serve", "--port=0", "--host=127.0.0.1", "--records=200000000",
-       "--shard-records=1", "--input", "table=synthetic", "--output",
-       "out=" + dir.path() + "/out", "--state-dir", dir.path() + "/state",
-       "--lease-timeout=120s", "--no-speculation", "--log-level=warn"});
-  auto [echo, echo_target] = start({argv[0], "--serve-echo"});
+  auto [master, master_target] = StartServer(MasterArgs(bin, dir.path()));
+  auto [echo, echo_target] = StartServer({argv[0], "--serve-echo"});
 
   Report report("dispatch");
   report.Row({"server", "calls/cycle", "clients", "max_n", "cycles/s", "RPCs/s",
@@ -468,6 +579,7 @@ int main(int argc, char** argv) {
   echo->Signal(SIGKILL);
   (void)master->Wait(absl::Seconds(30));
   (void)echo->Wait(absl::Seconds(30));
+  MeasureSecurity(bin, seconds, report);
   report.Print();
   return 0;
 }
