@@ -169,7 +169,10 @@ class JournalReader {
         buf_.erase(0, pos_);
         pos_ = 0;
       }
-      const size_t want = std::max<size_t>(n - buf_.size(), 1 << 20);
+      // Reads grow from 4 KiB to 1 MiB: a small journal (or a fuzzer's) is
+      // not padded to a megabyte per read, a large one is read in big steps.
+      const size_t want = std::max<size_t>(n - buf_.size(), chunk_);
+      chunk_ = std::min<size_t>(chunk_ * 2, 1 << 20);
       const size_t old = buf_.size();
       buf_.resize(old + want);
       absl::StatusOr<size_t> got = file_.Read(buf_.data() + old, want);
@@ -218,6 +221,7 @@ class JournalReader {
  private:
   JournalFile& file_;
   std::string buf_;
+  size_t chunk_ = 4 << 10;
   size_t pos_ = 0;
   uint64_t offset_ = 0;
   bool eof_ = false;
