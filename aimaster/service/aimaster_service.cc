@@ -1,6 +1,7 @@
 #include "aimaster/service/aimaster_service.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "aimaster/service/proto_conversion.h"
 #include "aimaster/service/status_conversion.h"
@@ -34,12 +35,19 @@ std::string PeerHost(const std::string& peer) {
 
 class AimasterService::AcquireReactor final : public grpc::ServerUnaryReactor {
  public:
-  explicit AcquireReactor(AimasterService* service) : service_(service) {}
-  void OnCancel() override { service_->Unpark(this); }
+  explicit AcquireReactor(AimasterService* service) {
+    service_.store(service, std::memory_order_release);
+  }
+  void OnCancel() override { service_.load(std::memory_order_acquire)->Unpark(this); }
   void OnDone() override { delete this; }
 
  private:
-  AimasterService* const service_;
+  // Set once, then only read. Atomic for ThreadSanitizer's sake: gRPC calls
+  // OnCancel on one of its own threads once the handler that built the
+  // reactor has returned, and orders the two inside libgrpc++, which is not
+  // instrumented, so TSan saw the constructor's write race with OnCancel's
+  // read. The release/acquire pair states that order where TSan sees it.
+  std::atomic<AimasterService*> service_;
 };
 
 AimasterService::AimasterService(JobCoordinator* coordinator, DurabilityQueue* durability,

@@ -315,11 +315,20 @@ TEST_F(RunTest, InstancesNotYetStartedAreNeverStarted) {
 }
 
 TEST_F(RunTest, AStragglersShardIsDuplicatedAndTheDuplicateWins) {
-  // Worker 0 takes 10x as long per shard as the others. No prefetching, so
-  // nothing unstarted can be handed over instead: only a duplicate helps.
+  // Worker 0 would take 200x as long per shard as the others: in effect it
+  // finishes a shard only if nobody else does, so the job ends only through a
+  // duplicate, however slow the machine. The others start their first shard
+  // only once worker 0 has started one (the marker file): otherwise a worker 0
+  // that starts late (sanitizers, a busy machine) could find no shard left.
+  // No prefetching, so nothing unstarted can be handed over instead: only a
+  // duplicate helps.
+  const std::string started = dir_.path() + "/straggler-started";
   const std::string cmd =
-      Script("if [ \"$INDEX\" = 0 ]; then export DELAY=3; else export DELAY=0.3; fi",
-             "sleep $DELAY; cat", "--prefetch=0");
+      Script("if [ \"$INDEX\" = 0 ]; then export STRAGGLER=1; fi",
+             absl::StrCat("if [ -n \"$STRAGGLER\" ]; then touch ", started,
+                          "; sleep 60; else while [ ! -e ", started,
+                          " ]; do sleep 0.05; done; sleep 0.3; fi; cat"),
+             "--prefetch=0");
   auto r = Run({"--workers=3", "--shard-bytes=600"}, cmd);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // The straggler lost a shard it was working on to a speculative duplicate...
