@@ -1,5 +1,7 @@
 #include "common/cli/logging.h"
 
+#include <grpc/support/log.h>
+
 #include <cstdlib>
 
 #include "absl/flags/flag.h"
@@ -37,6 +39,13 @@ absl::Status InitLogging(const std::string& name) {
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(std::move(logger));
+  // gRPC's own log lines (a failed TLS handshake, say) would break the
+  // one-line error contract: every failure that matters reaches us as a
+  // status, so they are kept for --log-level=debug.
+  gpr_set_log_function([](gpr_log_func_args* args) {
+    spdlog::debug("grpc: {}:{}: {}", args->file != nullptr ? args->file : "?", args->line,
+                  args->message != nullptr ? args->message : "");
+  });
   return absl::OkStatus();
 }
 

@@ -228,6 +228,7 @@ TEST_F(AimasterSecurityCliTest, StatusVerifiesTheMastersCertificateAndSighupRech
   testing::ProcessResult untrusted = Cli({"status", "--tls-ca=" + other->cert_file()});
   EXPECT_EQ(untrusted.exit_code, 1);
   EXPECT_THAT(untrusted.err, HasSubstr("TLS"));
+  EXPECT_EQ(Lines(untrusted.err), 1u) << untrusted.err;
 
   // SIGHUP is a reload, not a stop: the files are checked and logged.
   master->Signal(SIGHUP);

@@ -12,11 +12,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/auth/token.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/master_fixture.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_files.h"
+#include "tests/testing/test_pki.h"
 #include "tests/testing/wait.h"
 
 namespace elasticbatch {
@@ -110,6 +112,57 @@ TEST(EbatchWorkerTest, PerShardCommandTransformsEveryRecordExactlyOnce) {
   EXPECT_EQ(OutputLines(master.output_dir()), Lines(files, [](absl::string_view l) {
               return absl::StrCat("out", l.substr(3));
             }));
+  for (int c : master.CommitsPerShard()) EXPECT_EQ(c, 1);
+}
+
+// The security contract through the environment alone: a token in
+// ELASTICBATCH_TOKEN or in ELASTICBATCH_TOKEN_FILE, the master's CA in
+// ELASTICBATCH_TLS_CA. The command never sees ELASTICBATCH_TOKEN (it would
+// fail its shards). A worker trusting another CA fails at once, one line.
+TEST(EbatchWorkerTest, TokenAndTlsFromTheEnvironmentAndTheCommandSeesNoToken) {
+  testing::TempDir pki;
+  absl::StatusOr<testing::TestCa> ca = testing::TestCa::Create(pki.path() + "/ca", "CA");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  absl::StatusOr<testing::CertPair> cert =
+      ca->Issue(pki.path() + "/server", "aimaster", "IP:127.0.0.1");
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  aimaster::MasterServerOptions server;
+  server.worker_token = auth::GenerateToken();
+  server.tls.cert_file = cert->cert_file;
+  server.tls.key_file = cert->key_file;
+  const MasterFixture::Files files = NumberFiles();
+  MasterFixture master(files, 700, Options(), absl::Milliseconds(20), server);
+  testing::WriteFileOrDie(pki.path() + "/token", server.worker_token + "\n");
+
+  const std::vector<std::string> command = {
+      kWorker, "--", "if [ -n \"${ELASTICBATCH_TOKEN+x}\" ]; then exit 3; fi; cat"};
+  testing::SubprocessOptions wrong_ca = WorkerEnv(master, 9);
+  absl::StatusOr<testing::TestCa> other = testing::TestCa::Create(pki.path() + "/o", "O");
+  ASSERT_TRUE(other.ok()) << other.status();
+  wrong_ca.env.push_back("ELASTICBATCH_TOKEN=" + server.worker_token);
+  wrong_ca.env.push_back("ELASTICBATCH_TLS_CA=" + other->cert_file());
+  const testing::ProcessResult refused =
+      testing::RunProcess(command, absl::Seconds(120), wrong_ca);
+  EXPECT_EQ(refused.exit_code, 1) << refused.err;
+  EXPECT_THAT(refused.err, HasSubstr("TLS"));
+  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+
+  std::vector<testing::ProcessResult> results(2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] {
+      testing::SubprocessOptions env = WorkerEnv(master, i);
+      env.env.push_back(i == 0 ? "ELASTICBATCH_TOKEN=" + server.worker_token
+                               : "ELASTICBATCH_TOKEN_FILE=" + pki.path() + "/token");
+      env.env.push_back("ELASTICBATCH_TLS_CA=" + ca->cert_file());
+      results[static_cast<size_t>(i)] =
+          testing::RunProcess(command, absl::Seconds(120), env);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(OutputLines(master.output_dir()),
+            Lines(files, [](absl::string_view l) { return std::string(l); }));
   for (int c : master.CommitsPerShard()) EXPECT_EQ(c, 1);
 }
 
