@@ -437,6 +437,9 @@ void FakeApiServer::AcceptLoop() {
     connections_.push_back(std::move(connection));
     raw->thread = std::thread([this, raw] {
       Serve(raw);
+      // The peer sees the end at once; the descriptor is closed when the
+      // connection is reaped, so no other thread can hit a reused number.
+      shutdown(raw->fd, SHUT_RDWR);
       raw->finished.store(true);
     });
   }

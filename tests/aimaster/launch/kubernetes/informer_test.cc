@@ -137,6 +137,38 @@ TEST(KubeWatchTest, ATooOldVersionIsA410) {
               ::testing::HasSubstr("watch pods in namespace \"ns\": watch error 410"));
 }
 
+TEST(KubeWatchTest, AGoneAnswerIsA410Too) {
+  // The API server may answer the watch request itself with 410.
+  testing::FakeApiServer server;
+  ASSERT_TRUE(server.Start().ok());
+  std::unique_ptr<KubeClient> client = ClientFor(server);
+  server.InjectErrors("GET", kPodsPath, 410, 1);
+  const absl::Status status = client->Watch(kPods, "ns", {.resource_version = "1"},
+                                            [](const WatchEvent&) { return true; });
+  EXPECT_EQ(HttpStatusOf(status), 410) << status;
+  EXPECT_THAT(status.message(), ::testing::HasSubstr("gone (HTTP 410)"));
+}
+
+TEST(KubeWatchTest, ASilentWatchIsTakenAsDropped) {
+  // No bookmarks asked for and no changes: nothing arrives, as on a
+  // connection that died without a FIN.
+  testing::FakeApiServer server;
+  ASSERT_TRUE(server.Start().ok());
+  KubeConfig config;
+  config.server = server.url();
+  KubeClientOptions options;
+  options.watch_idle_timeout = absl::Seconds(1);
+  absl::StatusOr<std::unique_ptr<KubeClient>> client =
+      KubeClient::Create(config, options);
+  ASSERT_TRUE(client.ok());
+  const absl::Status status =
+      (*client)->Watch(kPods, "ns", {.resource_version = "1", .allow_bookmarks = false},
+                       [](const WatchEvent&) { return true; });
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(),
+              ::testing::HasSubstr("nothing heard from the API server"));
+}
+
 TEST(KubeWatchTest, ADroppedWatchIsUnavailable) {
   testing::FakeApiServer server;
   ASSERT_TRUE(server.Start().ok());

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -249,6 +250,107 @@ TEST_F(KubeClientTest, GivesUpAfterTheBound) {
   EXPECT_THAT(got.status().message(), HasSubstr("(gave up after 5 attempts)"));
   EXPECT_EQ(server_.CountRequests("GET", kPodsPath), 5);
   EXPECT_EQ(sleeps_.waits().size(), 4u);
+}
+
+TEST_F(KubeClientTest, ALongRetryAfterIsCapped) {
+  server_.InjectErrors("GET", kPodsPath, 429, 1, "3600");
+  ASSERT_TRUE(client_->List(kPods, "ns").ok());
+  EXPECT_THAT(sleeps_.waits(), ElementsAre(absl::Seconds(60)));
+}
+
+TEST(KubeClientDeadlineTest, RetriesStopAtTheCallDeadline) {
+  testing::FakeApiServer server;
+  ASSERT_TRUE(server.Start().ok());
+  server.InjectErrors("GET", kPodsPath, 500, 1000);
+  // A fake clock that the recorded sleeps advance: 10 attempts would be
+  // allowed, the deadline ends the call first.
+  absl::Mutex mu;
+  absl::Time now = absl::UnixEpoch();
+  std::vector<absl::Duration> waits;
+  KubeClientOptions options;
+  options.max_attempts = 10;
+  options.initial_backoff = absl::Seconds(4);
+  options.max_backoff = absl::Seconds(4);
+  options.call_deadline = absl::Seconds(10);
+  options.now = [&] {
+    absl::MutexLock lock(&mu);
+    return now;
+  };
+  options.sleep = [&](absl::Duration d) {
+    absl::MutexLock lock(&mu);
+    waits.push_back(d);
+    now += d;
+  };
+  KubeConfig config;
+  config.server = server.url();
+  absl::StatusOr<std::unique_ptr<KubeClient>> client =
+      KubeClient::Create(config, options);
+  ASSERT_TRUE(client.ok());
+  absl::StatusOr<KubeList> list = (*client)->List(kPods, "ns");
+  EXPECT_EQ(list.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(list.status().message(), HasSubstr("call deadline reached after"));
+  EXPECT_EQ(HttpStatusOf(list.status()), 500);
+  absl::MutexLock lock(&mu);
+  // Waits of 2..4s each; the last one that fits ends at most at 10s.
+  EXPECT_GE(waits.size(), 2u);
+  EXPECT_LE(waits.size(), 4u);
+  EXPECT_LE(now - absl::UnixEpoch(), absl::Seconds(10));
+  EXPECT_EQ(server.CountRequests("GET", kPodsPath), static_cast<int>(waits.size()) + 1);
+}
+
+TEST_F(KubeClientTest, ConcurrentCallsFromManyThreads) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 10;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string name = absl::StrCat("w-", t, "-", i);
+        EXPECT_TRUE(client_->Create(kPods, "ns", Pod(name)).ok());
+        EXPECT_TRUE(client_->Get(kPods, "ns", name).ok());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  absl::StatusOr<KubeList> list = client_->List(kPods, "ns");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->items.size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+// One raw HTTP/1.1 exchange with the fake, for what the client never sends.
+std::string RawExchange(int port, const std::string& request) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  // Bounded: a fake that never answers fails the test instead of hanging it.
+  timeval timeout = {60, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = recv(fd, buffer, sizeof(buffer), 0)) > 0;)
+    response.append(buffer, n);
+  close(fd);
+  return response;
+}
+
+TEST_F(KubeClientTest, TheFakeRefusesAPatchThatIsNotAMergePatch) {
+  ASSERT_TRUE(client_->Create(kPods, "ns", Pod("w-0")).ok());
+  const std::string body = R"({"metadata":{"labels":{"a":"b"}}})";
+  const std::string response = RawExchange(
+      server_.port(), absl::StrCat("PATCH ", kPodsPath,
+                                   "/w-0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                   "Content-Type: application/json\r\nContent-Length: ",
+                                   body.size(), "\r\n\r\n", body));
+  EXPECT_TRUE(absl::StartsWith(response, "HTTP/1.1 415 ")) << response;
+  EXPECT_THAT(response, HasSubstr(R"("reason":"UnsupportedMediaType")"));
+  EXPECT_THAT(response, HasSubstr(R"("kind":"Status")"));
 }
 
 TEST_F(KubeClientTest, ACreateIsNotRetriedAfterAServerError) {
