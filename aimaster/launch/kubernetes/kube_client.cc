@@ -405,14 +405,9 @@ bool RetryableTransport(CURLcode code) {
 
 }  // namespace
 
-KubeClient::Response KubeClient::Perform(const Request& request, absl::Duration timeout) {
+KubeClient::Response KubeClient::Perform(const Request& request, const std::string& token,
+                                         absl::Duration timeout) {
   Response response;
-  absl::StatusOr<std::string> token = BearerToken();
-  if (!token.ok()) {
-    response.curl_code = CURLE_LOGIN_DENIED;
-    response.curl_error = std::string(token.status().message());
-    return response;
-  }
   CURL* h = static_cast<CURL*>(TakeHandle());
   if (h == nullptr) {
     response.curl_code = CURLE_OUT_OF_MEMORY;
@@ -421,7 +416,7 @@ KubeClient::Response KubeClient::Perform(const Request& request, absl::Duration 
   }
   char error_buffer[CURL_ERROR_SIZE] = {};
   CurlHeaders headers;
-  SetCommonOptions(h, config_, options_, config_.server + request.path, *token, &headers,
+  SetCommonOptions(h, config_, options_, config_.server + request.path, token, &headers,
                    error_buffer);
   if (!request.content_type.empty()) {
     headers.Add(absl::StrCat("Content-Type: ", request.content_type));
@@ -484,7 +479,14 @@ absl::StatusOr<json> KubeClient::Call(const Request& request) {
                               absl::StrCat(what, ": call deadline passed"))
                         : error;
     }
-    Response response = Perform(request, std::min(options_.request_timeout, remaining));
+    // Read for every attempt: a projected token file is rotated in place.
+    const absl::StatusOr<std::string> token = BearerToken();
+    if (!token.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": ", token.status().message()));
+    }
+    Response response =
+        Perform(request, *token, std::min(options_.request_timeout, remaining));
     bool retryable = false;
     if (response.curl_code == CURLE_OK) {
       if (response.http_status >= 200 && response.http_status < 300) {
@@ -521,8 +523,6 @@ absl::StatusOr<json> KubeClient::Call(const Request& request) {
           what, ": answer larger than ", options_.max_response_bytes, " bytes"));
     } else if (response.curl_code == CURLE_ABORTED_BY_CALLBACK) {
       return absl::CancelledError(absl::StrCat(what, ": cancelled"));
-    } else if (response.curl_code == CURLE_LOGIN_DENIED) {
-      return absl::FailedPreconditionError(absl::StrCat(what, ": ", response.curl_error));
     } else if (IsTlsError(response.curl_code)) {
       // A certificate that does not verify will not start verifying.
       return absl::UnavailableError(

@@ -202,7 +202,8 @@ class KubeClient {
   // One call with retries; parses the JSON body of a 2xx answer.
   absl::StatusOr<nlohmann::json> Call(const Request& request);
   // One HTTP exchange (no retries).
-  Response Perform(const Request& request, absl::Duration timeout);
+  Response Perform(const Request& request, const std::string& token,
+                   absl::Duration timeout);
   absl::StatusOr<std::string> BearerToken() const;
   void* TakeHandle();
   void ReturnHandle(void* handle);

@@ -781,8 +781,10 @@ bool FakeApiServer::ServeWatch(Connection* connection, const std::string& collec
   const std::string selector = param("labelSelector");
   const bool bookmarks = param("allowWatchBookmarks") == "true";
   int timeout_seconds = 1800;
-  if (!param("timeoutSeconds").empty())
-    absl::SimpleAtoi(param("timeoutSeconds"), &timeout_seconds);
+  if (!param("timeoutSeconds").empty() &&
+      !absl::SimpleAtoi(param("timeoutSeconds"), &timeout_seconds)) {
+    timeout_seconds = 0;  // as good as a refusal: the stream ends at once
+  }
   const absl::Time end = absl::Now() + absl::Seconds(timeout_seconds);
   const std::string rv_param = param("resourceVersion");
   const auto matches = [&](const json& object) {

@@ -415,6 +415,16 @@ TEST(KubeClientConfigTest, TokenFileIsReadOnEveryRequest) {
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_EQ(requests[0].authorization, "Bearer first");
   EXPECT_EQ(requests[1].authorization, "Bearer second");
+
+  ASSERT_EQ(unlink((dir.path() + "/token").c_str()), 0);
+  absl::StatusOr<KubeList> list = (*client)->List(kPods, "ns");
+  EXPECT_EQ(list.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(
+      list.status().message(),
+      HasSubstr(absl::StrCat("list pods in namespace \"ns\": cannot read the API token "
+                             "file ",
+                             dir.path(), "/token")));
+  EXPECT_EQ(server.Requests().size(), 2u);
 }
 
 TEST(KubeClientConfigTest, UnauthorizedNamesTheCredentialsSource) {
