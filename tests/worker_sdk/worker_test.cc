@@ -13,6 +13,7 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -377,7 +378,21 @@ class RogueMaster final : public v1::AIMaster::Service {
                              v1::AcquireShardsResponse* resp) override {
     *resp->mutable_confirmed() = req->published();
     absl::MutexLock lock(&mu_);
+    for (const v1::ShardCompletion& c : req->commits()) {
+      committed_.insert(c.lease().shard_id());
+      v1::CommitResult* r = resp->add_commit_results();
+      *r->mutable_lease() = c.lease();
+      r->set_decision(v1::CommitResult::GRANTED);
+    }
     if (handed_out_) {
+      // The end only once the one good shard is committed: an END while the
+      // worker still holds it would (rightly) drop it, and the test would
+      // race the worker's prefetching acquire.
+      if (committed_.count(0) == 0) {
+        resp->set_outcome(v1::AcquireShardsResponse::WAIT);
+        resp->mutable_retry_after()->set_nanos(20'000'000);
+        return grpc::Status::OK;
+      }
       resp->set_outcome(v1::AcquireShardsResponse::END);
       resp->set_job_succeeded(true);
       return grpc::Status::OK;
@@ -394,7 +409,9 @@ class RogueMaster final : public v1::AIMaster::Service {
   }
   grpc::Status CommitShard(grpc::ServerContext*, const v1::CommitShardRequest* req,
                            v1::CommitShardResponse* resp) override {
+    absl::MutexLock lock(&mu_);
     for (const v1::ShardCompletion& c : req->commits()) {
+      committed_.insert(c.lease().shard_id());
       v1::CommitResult* r = resp->add_results();
       *r->mutable_lease() = c.lease();
       r->set_decision(v1::CommitResult::GRANTED);
@@ -420,6 +437,7 @@ class RogueMaster final : public v1::AIMaster::Service {
   absl::Mutex mu_;
   bool handed_out_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, std::string> failed_ ABSL_GUARDED_BY(mu_);
+  std::set<uint64_t> committed_ ABSL_GUARDED_BY(mu_);
 };
 
 v1::Shard RogueShard(uint64_t id, const std::string& source, const std::string& output) {
