@@ -205,7 +205,9 @@ TEST_F(JobCoordinatorLimitsTest, FloodKeepsSessionsBounded) {
       ASSERT_EQ(reg.status().code(), absl::StatusCode::kResourceExhausted);
       ++refused;
     }
-    if (i % 100 == 0) ASSERT_LE(coordinator_->Sessions().size(), 1000u) << i;
+    if (i % 100 == 0) {
+      ASSERT_LE(coordinator_->Sessions().size(), 1000u) << i;
+    }
     if (i % 1000 == 0) {
       clock_.Advance(absl::Minutes(1));
       coordinator_->Tick();
