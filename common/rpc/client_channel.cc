@@ -146,11 +146,13 @@ void AttachToken(const ClientSecurity& security, grpc::ClientContext* ctx) {
 
 bool IsTlsHandshakeFailure(const grpc::Status& status) {
   if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+  // Only markers of the TLS layer itself: a host name in the message (a DNS
+  // failure for "tls-master", say) must not read as a certificate problem.
   const std::string m = absl::AsciiStrToLower(status.error_message());
-  return absl::StrContains(m, "handshake") || absl::StrContains(m, "ssl_error") ||
+  return absl::StrContains(m, "ssl handshake failed") ||
+         absl::StrContains(m, "ssl_error") ||
          absl::StrContains(m, "certificate verify failed") ||
-         absl::StrContains(m, "not in peer certificate") ||
-         (absl::StrContains(m, "tls") && absl::StrContains(m, "fail"));
+         absl::StrContains(m, "not in peer certificate");
 }
 
 bool IsConnectionClosedByMaster(const grpc::Status& status) {

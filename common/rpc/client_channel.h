@@ -89,8 +89,8 @@ bool UsesTls(const ClientSecurity& security);
 void AttachToken(const ClientSecurity& security, grpc::ClientContext* ctx);
 
 // True when a failed call's error says the TLS handshake failed: the master's
-// certificate did not verify (CA or name), the master does not speak TLS, or
-// it refused our certificate. Retrying does not fix these.
+// certificate did not verify (CA or name). Retrying does not fix these.
+// Only meaningful for a TLS channel.
 bool IsTlsHandshakeFailure(const grpc::Status& status);
 
 // True when the master accepted the connection and closed it before any

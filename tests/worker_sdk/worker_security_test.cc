@@ -164,8 +164,10 @@ TEST_F(WorkerSecurityTest, AnotherCaOrAnInsecureClientFailsAtOnceSayingWhatToChe
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("TLS"));
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr(other->cert_file()));
 
-  // A plaintext client: the master closes the connection, again and again.
+  // A plaintext client: the master closes the connection, again and again;
+  // that could be a proxy not ready yet, so it is retried like an outage.
   WorkerOptions insecure = Options(master);
+  insecure.master_lost_timeout = absl::Seconds(3);
   insecure.max_backoff = absl::Milliseconds(200);
   refused = Worker::Create(insecure);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
@@ -207,6 +209,7 @@ TEST_F(WorkerSecurityTest, MutualTlsRefusesAClientWithoutACertificate) {
 
   WorkerOptions anonymous = Options(master);
   anonymous.tls_ca_file = ca_->cert_file();
+  anonymous.master_lost_timeout = absl::Seconds(3);
   anonymous.max_backoff = absl::Milliseconds(200);
   absl::StatusOr<std::unique_ptr<Worker>> refused = Worker::Create(anonymous);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);

@@ -67,17 +67,16 @@ class GrpcMasterClient final : public MasterClient {
   absl::Status ToAbsl(const grpc::Status& s) const {
     if (s.ok()) return absl::OkStatus();
     const auto code = static_cast<absl::StatusCode>(s.error_code());
-    if (rpc::IsTlsHandshakeFailure(s)) {
+    if (rpc::UsesTls(security_) && rpc::IsTlsHandshakeFailure(s)) {
       absl::Status status(code, rpc::DescribeCallError(s, address_, security_));
       status.SetPayload(kTlsHandshakeFailurePayload, absl::Cord("1"));
       return status;
     }
-    if (rpc::IsConnectionClosedByMaster(s)) {
-      absl::Status status(code, rpc::DescribeCallError(s, address_, security_));
-      status.SetPayload(kClosedByMasterPayload, absl::Cord("1"));
-      return status;
-    }
-    if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    // A master that closes the connection may be refusing our TLS (or our
+    // lack of it), or a proxy in front of it may not be ready yet: retried
+    // like any outage, with a hint in case it lasts.
+    if (rpc::IsConnectionClosedByMaster(s) ||
+        s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
       return absl::Status(code, rpc::DescribeCallError(s, address_, security_));
     }
     return absl::Status(code, s.error_message());

@@ -40,9 +40,6 @@ class MasterClient {
 // A failed call whose TLS handshake failed carries this payload (any value):
 // the worker's first registration gives up at once instead of retrying.
 inline constexpr char kTlsHandshakeFailurePayload[] = "elasticbatch.dev/tls-handshake";
-// A failed call the master closed without an answer carries this payload:
-// repeated at the first registration, it is a TLS mismatch, not an outage.
-inline constexpr char kClosedByMasterPayload[] = "elasticbatch.dev/closed-by-master";
 
 // A client on a channel to `address` (host:port), insecure or TLS as
 // `security` says, that sends its token with every call and reconnects to a

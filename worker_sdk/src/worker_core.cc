@@ -83,10 +83,6 @@ absl::Status CheckOutputName(const std::string& name) {
                                                  "', which is not a plain file name"));
 }
 
-// First-registration attempts the master may close in a row before the
-// worker gives up (seconds, with the jittered backoff).
-constexpr int kClosedAttemptsBeforeGivingUp = 8;
-
 bool Transient(absl::StatusCode code) {
   return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kCancelled ||
          code == absl::StatusCode::kDeadlineExceeded ||
@@ -297,7 +293,6 @@ absl::Status WorkerCore::Register(uint64_t stale_session) {
   const absl::Time started = clock_->Now();
   absl::Duration backoff = kInitialBackoff;
   v1::RegisterWorkerResponse resp;
-  int closed_in_a_row = 0;
   while (true) {
     resp.Clear();
     absl::Status s = master_->RegisterWorker(req, &resp, options_.rpc_timeout);
@@ -307,16 +302,6 @@ absl::Status WorkerCore::Register(uint64_t stale_session) {
     // a registered worker keeps retrying (the master may be mid-rotation).
     if (stale_session == 0 && s.GetPayload(kTlsHandshakeFailurePayload).has_value()) {
       return absl::UnavailableError(absl::StrCat("TLS handshake failed: ", s.message()));
-    }
-    // A master that accepts the connection and closes it, again and again,
-    // is refusing our TLS (or our lack of it); a restarting one refuses the
-    // connection instead.
-    closed_in_a_row =
-        s.GetPayload(kClosedByMasterPayload).has_value() ? closed_in_a_row + 1 : 0;
-    if (stale_session == 0 && closed_in_a_row >= kClosedAttemptsBeforeGivingUp) {
-      return absl::UnavailableError(absl::StrCat("the master closed the connection ",
-                                                 closed_in_a_row,
-                                                 " times in a row: ", s.message()));
     }
     if (JobEndedOnDisk()) return JobOverStatus();
     if (clock_->Now() - started > options_.master_lost_timeout) return s;

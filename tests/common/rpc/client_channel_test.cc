@@ -106,6 +106,11 @@ TEST_F(ClientChannelTest, FailedCallsGetAHintOfWhatToCheck) {
   EXPECT_THAT(DescribeCallError(handshake, "m:1", tls), HasSubstr("/etc/eb/ca.pem"));
   EXPECT_THAT(DescribeCallError(handshake, "m:1", ClientSecurity()),
               HasSubstr("ELASTICBATCH_TLS_CA"));
+  // A host name that happens to contain "tls" is no TLS failure.
+  EXPECT_FALSE(
+      IsTlsHandshakeFailure(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                         "DNS resolution failed for tls-master:23456: "
+                                         "handshake with the resolver failed")));
   const grpc::Status refused(grpc::StatusCode::UNAVAILABLE,
                              "failed to connect to all addresses; Connection refused");
   EXPECT_FALSE(IsTlsHandshakeFailure(refused));
