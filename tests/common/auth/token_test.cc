@@ -75,7 +75,8 @@ TEST(TokenTest, AWrittenTokenFileIsTheOwnersAloneAndReadsBack) {
   testing::TempDir dir;
   const std::string path = dir.path() + "/aimaster.token";
   // An existing file readable by all is narrowed before the token goes in.
-  testing::WriteFileOrDie(path, "old contents that are longer than the token itself ......");
+  testing::WriteFileOrDie(path,
+                          "old contents that are longer than the token itself ......");
   ASSERT_EQ(chmod(path.c_str(), 0644), 0);
   const std::string token = GenerateToken();
   ASSERT_TRUE(WriteTokenFile(path, token).ok());
