@@ -559,26 +559,29 @@ absl::StatusOr<json> KubeClient::Call(const Request& request) {
   }
 }
 
-absl::StatusOr<json> KubeClient::Get(const ResourceKind& kind, const std::string& ns,
-                                     const std::string& name) {
-  Request request;
-  request.method = "GET";
-  request.verb = "get";
+KubeClient::Request KubeClient::MakeRequest(const char* method, const char* verb,
+                                            const ResourceKind& kind,
+                                            const std::string& ns,
+                                            const std::string& name) {
+  KubeClient::Request request;
+  request.method = method;
+  request.verb = verb;
   request.kind = &kind;
   request.ns = ns;
   request.name = name;
-  request.path = absl::StrCat(CollectionPath(kind, ns), "/", name);
-  return Call(request);
+  request.path = name.empty() ? CollectionPath(kind, ns)
+                              : absl::StrCat(CollectionPath(kind, ns), "/", name);
+  return request;
+}
+
+absl::StatusOr<json> KubeClient::Get(const ResourceKind& kind, const std::string& ns,
+                                     const std::string& name) {
+  return Call(MakeRequest("GET", "get", kind, ns, name));
 }
 
 absl::StatusOr<KubeList> KubeClient::List(const ResourceKind& kind, const std::string& ns,
                                           const ListOptions& options) {
-  Request request;
-  request.method = "GET";
-  request.verb = "list";
-  request.kind = &kind;
-  request.ns = ns;
-  request.path = CollectionPath(kind, ns);
+  Request request = MakeRequest("GET", "list", kind, ns, "");
   if (!options.label_selector.empty()) {
     absl::StrAppend(&request.path,
                     "?labelSelector=", QueryEscape(options.label_selector));
@@ -600,15 +603,11 @@ absl::StatusOr<KubeList> KubeClient::List(const ResourceKind& kind, const std::s
 
 absl::StatusOr<json> KubeClient::Create(const ResourceKind& kind, const std::string& ns,
                                         const json& object) {
-  Request request;
-  request.method = "POST";
-  request.verb = "create";
-  request.kind = &kind;
-  request.ns = ns;
+  Request request = MakeRequest("POST", "create", kind, ns, "");
+  // Named in errors; the path stays the collection's.
   if (object.is_object() && object.contains("metadata")) {
     request.name = StringField(object["metadata"], "name");
   }
-  request.path = CollectionPath(kind, ns);
   request.body = object.dump();
   request.content_type = "application/json";
   request.idempotent = false;
@@ -618,13 +617,7 @@ absl::StatusOr<json> KubeClient::Create(const ResourceKind& kind, const std::str
 absl::StatusOr<json> KubeClient::MergePatch(const ResourceKind& kind,
                                             const std::string& ns,
                                             const std::string& name, const json& patch) {
-  Request request;
-  request.method = "PATCH";
-  request.verb = "patch";
-  request.kind = &kind;
-  request.ns = ns;
-  request.name = name;
-  request.path = absl::StrCat(CollectionPath(kind, ns), "/", name);
+  Request request = MakeRequest("PATCH", "patch", kind, ns, name);
   request.body = patch.dump();
   request.content_type = "application/merge-patch+json";
   return Call(request);
@@ -632,13 +625,7 @@ absl::StatusOr<json> KubeClient::MergePatch(const ResourceKind& kind,
 
 absl::Status KubeClient::Delete(const ResourceKind& kind, const std::string& ns,
                                 const std::string& name, const DeleteOptions& options) {
-  Request request;
-  request.method = "DELETE";
-  request.verb = "delete";
-  request.kind = &kind;
-  request.ns = ns;
-  request.name = name;
-  request.path = absl::StrCat(CollectionPath(kind, ns), "/", name);
+  Request request = MakeRequest("DELETE", "delete", kind, ns, name);
   json body = {{"kind", "DeleteOptions"}, {"apiVersion", "v1"}};
   if (!options.uid.empty()) body["preconditions"]["uid"] = options.uid;
   if (!options.resource_version.empty()) {

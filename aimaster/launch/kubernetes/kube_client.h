@@ -199,6 +199,11 @@ class KubeClient {
   struct Response;
   KubeClient(KubeConfig config, KubeClientOptions options);
 
+  // A request's method, RBAC verb and target; the path is the object's when
+  // `name` is given, else the collection's.
+  static Request MakeRequest(const char* method, const char* verb,
+                             const ResourceKind& kind, const std::string& ns,
+                             const std::string& name);
   // One call with retries; parses the JSON body of a 2xx answer.
   absl::StatusOr<nlohmann::json> Call(const Request& request);
   // One HTTP exchange (no retries).
