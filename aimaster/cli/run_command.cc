@@ -18,6 +18,7 @@
 #include "elasticbatch/environment_contract.h"
 
 ABSL_DECLARE_FLAG(int32_t, port);
+ABSL_DECLARE_FLAG(std::string, host);
 
 // The help's "(default: ...)" comes from the flag's default value; a flag
 // whose empty value stands for another default says which.
@@ -47,6 +48,22 @@ ABSL_FLAG(absl::Duration, stop_grace, absl::Seconds(10),
           "run: between SIGTERM and SIGKILL when a worker is stopped");
 ABSL_FLAG(absl::Duration, progress_interval, absl::Seconds(5),
           "run: how often progress is logged when stderr is not a terminal");
+ABSL_FLAG(
+    std::string, launcher, "local",
+    "run: where workers run: local (processes here) or kubernetes (a pod per attempt "
+    "from --pod-template)");
+ABSL_FLAG(std::string, pod_template, "",
+          "run --launcher kubernetes: the worker pod's template (a Pod or PodTemplate, "
+          "YAML or JSON); the worker is its container named elasticbatch, or the first");
+ABSL_FLAG(std::string, namespace, "",
+          "run --launcher kubernetes: the namespace of the worker pods (default: the "
+          "kubeconfig's, or the pod's own)");
+ABSL_FLAG(std::string, kubeconfig, "",
+          "run --launcher kubernetes: the cluster's kubeconfig (default: $KUBECONFIG, "
+          "else the pod's service account)");
+ABSL_FLAG(std::string, advertise_host, "",
+          "run --launcher kubernetes: the host worker pods reach the master at "
+          "(default: $POD_IP)");
 
 namespace elasticbatch::aimaster {
 namespace {
@@ -70,6 +87,20 @@ RunFlags ReadRunFlags() {
   // A local job picks a free port unless one is asked for.
   const absl::CommandLineFlag& port = absl::GetFlagReflectionHandle(FLAGS_port);
   if (port.CurrentValue() != port.DefaultValue()) f.port = absl::GetFlag(FLAGS_port);
+  f.launcher = absl::GetFlag(FLAGS_launcher);
+  f.pod_template = absl::GetFlag(FLAGS_pod_template);
+  f.kube_namespace = absl::GetFlag(FLAGS_namespace);
+  f.kubeconfig = absl::GetFlag(FLAGS_kubeconfig);
+  f.advertise_host = absl::GetFlag(FLAGS_advertise_host);
+  f.host = absl::GetFlag(FLAGS_host);
+  // The downward API, when the master runs in a pod.
+  for (const auto& [var, field] :
+       {std::pair<const char*, std::string*>{"POD_NAME", &f.pod_name},
+        {"POD_UID", &f.pod_uid},
+        {"POD_IP", &f.pod_ip}}) {
+    const char* value = std::getenv(var);
+    if (value != nullptr) *field = value;
+  }
   return f;
 }
 
@@ -78,7 +109,7 @@ RunFlags ReadRunFlags() {
 int RunCommand(const cli::ParsedCommandLine& args) {
   // At once: a SIGTERM during set-up must stop it, not wait for it.
   cli::SignalWatcher signals;
-  if (args.after_dashes.empty()) {
+  if (args.after_dashes.empty() && absl::GetFlag(FLAGS_launcher) != "kubernetes") {
     return cli::ReportUsageError(
         kRun, absl::InvalidArgumentError("usage: aimaster run [flags] -- CMD"));
   }
@@ -91,7 +122,9 @@ int RunCommand(const cli::ParsedCommandLine& args) {
     return cli::ReportUsageError(kRun, s);
   }
   // Each word after `--` arrives as given (one word is a shell command).
-  const std::string command = ShellCommandFromWords(args.after_dashes);
+  const std::string command = args.after_dashes.empty()
+                                  ? std::string()
+                                  : ShellCommandFromWords(args.after_dashes);
   const RunFlags run = ReadRunFlags();
   if (absl::Status s = CheckWorkerCount(run.workers); !s.ok()) {
     return cli::ReportUsageError(kRun, s);

@@ -15,6 +15,8 @@
 #include "aimaster/core/clock.h"
 #include "aimaster/job/job_summary.h"
 #include "aimaster/launch/job_directory.h"
+#include "aimaster/launch/kubernetes/kube_client.h"
+#include "aimaster/launch/kubernetes/pod_launcher.h"
 #include "aimaster/launch/launch_driver.h"
 #include "aimaster/launch/local_launcher.h"
 #include "aimaster/service/master_server.h"
@@ -89,6 +91,57 @@ absl::StatusOr<FleetOptions> FleetFromFlags(const RunFlags& run,
   return fleet;
 }
 
+absl::StatusOr<std::optional<KubernetesLaunch>> KubernetesFromFlags(
+    const RunFlags& run, const std::string& job_id_flag) {
+  if (run.launcher == "local") {
+    for (const auto& [flag, value] :
+         {std::pair<const char*, const std::string*>{"pod-template", &run.pod_template},
+          {"namespace", &run.kube_namespace},
+          {"kubeconfig", &run.kubeconfig},
+          {"advertise-host", &run.advertise_host}}) {
+      if (!value->empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", flag, " is for --launcher kubernetes"));
+      }
+    }
+    return std::nullopt;
+  }
+  if (run.launcher != "kubernetes") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--launcher must be local or kubernetes, not '", run.launcher, "'"));
+  }
+  if (job_id_flag.empty()) {
+    return absl::InvalidArgumentError(
+        "--launcher kubernetes needs --job-id: it names the worker pods and must be "
+        "unique in the namespace");
+  }
+  if (absl::Status s = kube::CheckJobNameForPods(job_id_flag); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--job-id: ", s.message()));
+  }
+  if (run.pod_template.empty()) {
+    return absl::InvalidArgumentError("--launcher kubernetes needs --pod-template FILE");
+  }
+  KubernetesLaunch k;
+  absl::StatusOr<nlohmann::json> pod_template = kube::LoadPodTemplate(run.pod_template);
+  if (!pod_template.ok()) return pod_template.status();
+  k.pod_template = *std::move(pod_template);
+  absl::StatusOr<kube::KubeConfig> config = kube::ResolveKubeConfig(run.kubeconfig);
+  if (!config.ok()) return config.status();
+  k.config = *std::move(config);
+  k.ns = run.kube_namespace.empty() ? k.config.default_namespace : run.kube_namespace;
+  if (!run.pod_name.empty() && !run.pod_uid.empty()) {
+    k.owner = kube::OwnerReference{"v1", "Pod", run.pod_name, run.pod_uid};
+  }
+  k.advertise_host = run.advertise_host.empty() ? run.pod_ip : run.advertise_host;
+  if (k.advertise_host.empty()) {
+    return absl::InvalidArgumentError(
+        "--launcher kubernetes needs --advertise-host, the address worker pods reach "
+        "the master at (default: $POD_IP from the downward API)");
+  }
+  k.bind_host = run.host;
+  return k;
+}
+
 }  // namespace
 
 absl::Status CheckWorkerCount(int32_t workers) {
@@ -126,6 +179,13 @@ absl::StatusOr<LocalJobOptions> LocalJobOptionsFromFlags(const JobFlags& job,
                                                          const std::string& command) {
   if (absl::Status s = CheckWorkerCount(run.workers); !s.ok()) return s;
   LocalJobOptions options;
+  absl::StatusOr<std::optional<KubernetesLaunch>> kubernetes =
+      KubernetesFromFlags(run, job.job_id);
+  if (!kubernetes.ok()) return kubernetes.status();
+  options.kubernetes = *std::move(kubernetes);
+  if (command.empty() && !options.kubernetes) {
+    return absl::InvalidArgumentError("usage: aimaster run [flags] -- CMD");
+  }
   absl::StatusOr<JobConfig> config = JobConfigFromFlags(job);
   if (!config.ok()) return config.status();
   NameValueSyntax hp;
@@ -206,31 +266,73 @@ absl::StatusOr<int> LocalJob::Run(const LocalJobOptions& options) {
   const std::string token_file = options.root + "/aimaster.token";
   if (absl::Status s = auth::WriteTokenFile(token_file, token); !s.ok()) return s;
 
-  LocalLauncherOptions launcher_options;
-  launcher_options.stop_grace = options.stop_grace;
-  LocalLauncher launcher(launcher_options);
+  // The workers: local processes, or pods (the token then reaches them
+  // through a Secret, never in a pod spec).
+  const KubernetesLaunch* const kubernetes =
+      options.kubernetes ? &*options.kubernetes : nullptr;
+  std::unique_ptr<kube::KubeClient> kube_client;
+  std::unique_ptr<Launcher> launcher;
+  LocalLauncher* local_launcher = nullptr;
+  kube::PodLauncher* pod_launcher = nullptr;
+  if (kubernetes != nullptr) {
+    absl::StatusOr<std::unique_ptr<kube::KubeClient>> client =
+        kube::KubeClient::Create(kubernetes->config);
+    if (!client.ok()) return client.status();
+    kube_client = *std::move(client);
+    kube::PodLauncherOptions pod_options;
+    pod_options.ns = kubernetes->ns;
+    pod_options.job_name = config.coordinator.job_id;
+    pod_options.pod_template = kubernetes->pod_template;
+    pod_options.owner = kubernetes->owner;
+    pod_options.secret_env = {{rpc::kTokenVar, token}};
+    pod_options.stop_grace = options.stop_grace;
+    auto pods = std::make_unique<kube::PodLauncher>(kube_client.get(), pod_options);
+    if (absl::Status s = pods->Start(); !s.ok()) return s;
+    pod_launcher = pods.get();
+    launcher = std::move(pods);
+  } else {
+    LocalLauncherOptions launcher_options;
+    launcher_options.stop_grace = options.stop_grace;
+    auto local = std::make_unique<LocalLauncher>(launcher_options);
+    local_launcher = local.get();
+    launcher = std::move(local);
+  }
+  const auto stop_launcher = [&] {
+    if (local_launcher != nullptr) local_launcher->StopAll();
+    if (pod_launcher != nullptr) {
+      if (absl::Status s = pod_launcher->Cleanup(); !s.ok()) {
+        spdlog::error("cleaning up the worker pods: {}", std::string(s.message()));
+      }
+    }
+  };
   std::string master_address;
   // `$PAI_USER_ARGS` becomes the quoted hyperparameter arguments: a value
   // with spaces stays one argument.
   const std::string command =
-      ExpandUserArgs(options.command, UserArgs(options.hyperparameters));
+      options.command.empty()
+          ? std::string()
+          : ExpandUserArgs(options.command, UserArgs(options.hyperparameters));
   LaunchDriver driver(
-      job->coordinator.get(), &launcher,
+      job->coordinator.get(), launcher.get(),
       [&](uint32_t index, uint32_t attempt) {
         LaunchSpec s;
         s.index = index;
         s.attempt = attempt;
         s.command = command;
-        s.working_dir = dir->usercode();
         s.env = dir->WorkerEnvironment(index, attempt, master_address);
-        s.env.push_back(absl::StrCat(rpc::kTokenVar, "=", token));
         s.log_path = dir->LogPath(index, attempt);
+        if (kubernetes == nullptr) {
+          s.working_dir = dir->usercode();
+          s.env.push_back(absl::StrCat(rpc::kTokenVar, "=", token));
+        } else if (!options.code_dir.empty()) {
+          s.working_dir = dir->usercode();  // a volume the pods share
+        }
         return s;
       },
       [this] { Notify(); });
   ProgressReporter progress(job->coordinator.get(), options.progress_interval);
   MasterServerOptions server_options;
-  server_options.host = "127.0.0.1";
+  server_options.host = kubernetes != nullptr ? kubernetes->bind_host : "127.0.0.1";
   server_options.worker_token = token;
   server_options.port = options.port;
   server_options.metrics_address = config.metrics_address;
@@ -243,13 +345,25 @@ absl::StatusOr<int> LocalJob::Run(const LocalJobOptions& options) {
   };
   absl::StatusOr<std::unique_ptr<MasterServer>> server =
       MasterServer::Start(job->coordinator.get(), job->journal.get(), server_options);
-  if (!server.ok()) return server.status();
+  if (!server.ok()) {
+    stop_launcher();
+    return server.status();
+  }
   if (interrupted()) {
     (*server)->Shutdown();
+    stop_launcher();
     spdlog::warn("interrupted during set-up; no worker was started");
     return 128 + signals_->received_signal();
   }
-  master_address = absl::StrCat("127.0.0.1:", (*server)->port());
+  if (kubernetes == nullptr) {
+    master_address = absl::StrCat("127.0.0.1:", (*server)->port());
+  } else {
+    const std::string& host = kubernetes->advertise_host;
+    master_address = absl::StrCat(
+        host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]"
+                                                                   : host,
+        ":", (*server)->port());
+  }
 
   const JobProgress start = job->coordinator->Progress();
   spdlog::info(
@@ -283,7 +397,7 @@ absl::StatusOr<int> LocalJob::Run(const LocalJobOptions& options) {
     WaitUntil(all_exited, ended_at + 2 * options.stop_grace + absl::Seconds(5));
   }
   (*server)->Shutdown();
-  launcher.StopAll();
+  stop_launcher();
   progress.Finish();
   const int code = FinishJob(config, *job);
   PrintSummary(*job->coordinator, std::cout);

@@ -27,6 +27,8 @@
 #include "absl/time/time.h"
 #include "aimaster/job/job_config.h"
 #include "aimaster/job/name_values.h"
+#include "aimaster/launch/kubernetes/kube_config.h"
+#include "aimaster/launch/kubernetes/pod_template.h"
 #include "common/cli/signal_watcher.h"
 
 namespace elasticbatch::aimaster {
@@ -59,6 +61,37 @@ struct RunFlags {
   absl::Duration progress_interval = absl::Seconds(5);
   // --port when given explicitly; unset: a free port. Default: unset.
   std::optional<int32_t> port;
+  // --launcher: "local" (processes here) or "kubernetes" (pods). Default: local.
+  std::string launcher = "local";
+  // --pod-template (kubernetes): the worker pod's template file. Required there.
+  std::string pod_template;
+  // --namespace (kubernetes). Default: empty, the configuration's namespace.
+  std::string kube_namespace;
+  // --kubeconfig (kubernetes). Default: empty, $KUBECONFIG or in-cluster.
+  std::string kubeconfig;
+  // --advertise-host (kubernetes): how pods reach the master. Default: empty,
+  // $POD_IP.
+  std::string advertise_host;
+  // --host (kubernetes): the address the master listens on. Default: 0.0.0.0.
+  std::string host = "0.0.0.0";
+  // From the downward API when the master runs in a pod: $POD_NAME, $POD_UID
+  // (the owner of the worker pods) and $POD_IP. Default: empty.
+  std::string pod_name;
+  std::string pod_uid;
+  std::string pod_ip;
+};
+
+// `aimaster run --launcher kubernetes`: where the worker pods go and how they
+// reach the master.
+struct KubernetesLaunch {
+  kube::KubeConfig config;
+  std::string ns;
+  // The template's pod part (kube::PodPartOfTemplate).
+  nlohmann::json pod_template;
+  std::optional<kube::OwnerReference> owner;
+  // The master listens here, and pods reach it at advertise_host:port.
+  std::string bind_host;
+  std::string advertise_host;
 };
 
 struct LocalJobOptions {
@@ -77,8 +110,11 @@ struct LocalJobOptions {
   absl::Duration stop_grace = absl::Seconds(10);
   // How often progress is logged off a terminal. Default: 5s.
   absl::Duration progress_interval = absl::Seconds(5);
-  // The master's loopback port; 0 picks a free one. Default: 0.
+  // The master's port; 0 picks a free one. Default: 0.
   int port = 0;
+  // Set: the workers are pods (--launcher kubernetes); the command, when not
+  // empty, replaces the container's own. Default: unset, local processes.
+  std::optional<KubernetesLaunch> kubernetes;
 };
 
 // INVALID_ARGUMENT unless 1 <= workers <= 10000 (checked before the job
@@ -94,8 +130,9 @@ absl::StatusOr<std::string> ResolveJobDir(const std::string& job_dir,
 // directory in the job directory, and the state lives in <root>/state.
 JobFlags WithRunDefaults(JobFlags flags, const std::string& root);
 
-// Validates both flag sets into the job's options. INVALID_ARGUMENT names the
-// bad flag.
+// Validates both flag sets into the job's options (reading the pod template
+// and the Kubernetes configuration for --launcher kubernetes).
+// INVALID_ARGUMENT names the bad flag.
 absl::StatusOr<LocalJobOptions> LocalJobOptionsFromFlags(const JobFlags& job,
                                                          const RunFlags& run,
                                                          const std::string& root,

@@ -634,6 +634,9 @@ absl::Status KubeClient::Delete(const ResourceKind& kind, const std::string& ns,
   if (!options.propagation_policy.empty()) {
     body["propagationPolicy"] = options.propagation_policy;
   }
+  if (options.grace_period_seconds) {
+    body["gracePeriodSeconds"] = *options.grace_period_seconds;
+  }
   request.body = body.dump();
   request.content_type = "application/json";
   return Call(request).status();

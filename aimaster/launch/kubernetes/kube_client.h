@@ -131,6 +131,9 @@ struct DeleteOptions {
   std::string resource_version = "";
   // "Background", "Foreground", "Orphan"; empty: the server's default.
   std::string propagation_policy = "";
+  // How long a pod's containers get between SIGTERM and SIGKILL; unset: the
+  // pod's own terminationGracePeriodSeconds.
+  std::optional<int64_t> grace_period_seconds;
 };
 
 struct WatchEvent {

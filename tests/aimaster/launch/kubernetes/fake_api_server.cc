@@ -716,6 +716,33 @@ FakeApiServer::Response FakeApiServer::HandleObjectRequest(
                                  meta["resourceVersion"].dump()));
       }
     }
+    if (options_.graceful_pod_deletion && absl::EndsWith(collection, "/pods")) {
+      json& pod = it->second;
+      const bool scheduled = pod.contains("spec") && pod["spec"].is_object() &&
+                             pod["spec"].value("nodeName", "") != "";
+      int64_t grace = 30;
+      if (pod.contains("spec") && pod["spec"].contains("terminationGracePeriodSeconds") &&
+          pod["spec"]["terminationGracePeriodSeconds"].is_number_integer()) {
+        grace = pod["spec"]["terminationGracePeriodSeconds"].get<int64_t>();
+      }
+      if (options.is_object() && options.contains("gracePeriodSeconds") &&
+          options["gracePeriodSeconds"].is_number_integer()) {
+        grace = options["gracePeriodSeconds"].get<int64_t>();
+      }
+      if (scheduled && grace > 0) {
+        if (pod["metadata"].contains("deletionTimestamp")) {
+          r.body = pod;  // already terminating
+          return r;
+        }
+        json marked = pod;
+        marked["metadata"]["deletionTimestamp"] =
+            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now() + absl::Seconds(grace),
+                             absl::UTCTimeZone());
+        marked["metadata"]["deletionGracePeriodSeconds"] = grace;
+        r.body = StoreLocked(collection, std::move(marked), "MODIFIED");
+        return r;
+      }
+    }
     r.body = it->second;
     RemoveLocked(collection, name);
     return r;

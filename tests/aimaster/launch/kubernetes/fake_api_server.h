@@ -67,6 +67,12 @@ struct FakeApiServerOptions {
   std::string required_token = "";
   // How often watches that allow them get a BOOKMARK. Default: 1s.
   absl::Duration bookmark_interval = absl::Seconds(1);
+  // Pods deleted after a kubelet took them (spec.nodeName set) are only
+  // marked (metadata.deletionTimestamp and deletionGracePeriodSeconds, a
+  // MODIFIED event) and stay until the kubelet removes them, as on a real
+  // cluster; gracePeriodSeconds=0 still removes at once. Default: off (every
+  // delete removes at once).
+  bool graceful_pod_deletion = false;
 };
 
 // One request as the server saw it.
