@@ -261,9 +261,21 @@ absl::StatusOr<int> LocalJob::Run(const LocalJobOptions& options) {
   if (!job.ok()) return job.status();
 
   // The job's token: workers get it in their environment (never on a command
-  // line), operators in a file only the owner can read.
-  const std::string token = auth::GenerateToken();
+  // line), operators in a file only the owner can read. A job resumed in its
+  // directory keeps its token, so that workers still running (pods a
+  // restarted master adopts) stay authorized.
   const std::string token_file = options.root + "/aimaster.token";
+  std::string token;
+  if (absl::StatusOr<std::string> earlier = auth::ReadTokenFile(token_file);
+      earlier.ok()) {
+    token = *earlier;
+    spdlog::info("reusing the job's token in {}", token_file);
+  } else if (absl::IsNotFound(earlier.status())) {
+    token = auth::GenerateToken();
+  } else {
+    return earlier.status();
+  }
+  // Also (re)asserts 0600 and refuses a symlink planted in its place.
   if (absl::Status s = auth::WriteTokenFile(token_file, token); !s.ok()) return s;
 
   // The workers: local processes, or pods (the token then reaches them

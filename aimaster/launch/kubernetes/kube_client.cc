@@ -222,6 +222,8 @@ struct KubeClient::Request {
   std::string content_type;
   // False for a create: retried only when the server cannot have acted.
   bool idempotent = true;
+  // The answer is text (a log), returned as a JSON string.
+  bool raw = false;
   const Cancellation* cancel = nullptr;
 };
 
@@ -490,6 +492,7 @@ absl::StatusOr<json> KubeClient::Call(const Request& request) {
     bool retryable = false;
     if (response.curl_code == CURLE_OK) {
       if (response.http_status >= 200 && response.http_status < 300) {
+        if (request.raw) return json(std::move(response.body));
         json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
         if (body.is_discarded()) {
           return absl::UnavailableError(
@@ -640,6 +643,20 @@ absl::Status KubeClient::Delete(const ResourceKind& kind, const std::string& ns,
   request.body = body.dump();
   request.content_type = "application/json";
   return Call(request).status();
+}
+
+absl::StatusOr<std::string> KubeClient::PodLog(const std::string& ns,
+                                               const std::string& name,
+                                               const std::string& container,
+                                               int64_t tail_lines, int64_t limit_bytes) {
+  Request request = MakeRequest("GET", "get", kPodLogs, ns, name);
+  request.path = absl::StrCat(CollectionPath(kPods, ns), "/", name,
+                              "/log?container=", QueryEscape(container),
+                              "&tailLines=", tail_lines, "&limitBytes=", limit_bytes);
+  request.raw = true;
+  absl::StatusOr<json> text = Call(request);
+  if (!text.ok()) return text.status();
+  return text->get<std::string>();
 }
 
 namespace {

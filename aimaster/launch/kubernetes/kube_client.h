@@ -54,6 +54,8 @@ struct ResourceKind {
 
 inline const ResourceKind kPods{"", "v1", "pods"};
 inline const ResourceKind kServices{"", "v1", "services"};
+// A pod's log (the pods/log subresource; RBAC names it so).
+inline const ResourceKind kPodLogs{"", "v1", "pods/log"};
 
 // "/api/v1/namespaces/NS/pods" or "/apis/G/V/namespaces/NS/PLURAL".
 std::string CollectionPath(const ResourceKind& kind, const std::string& ns);
@@ -187,6 +189,11 @@ class KubeClient {
                                             const nlohmann::json& patch);
   absl::Status Delete(const ResourceKind& kind, const std::string& ns,
                       const std::string& name, const DeleteOptions& options = {});
+  // The last `tail_lines` lines of a pod container's log, at most
+  // `limit_bytes` of them (GET pods/NAME/log: RBAC verb get on pods/log).
+  absl::StatusOr<std::string> PodLog(const std::string& ns, const std::string& name,
+                                     const std::string& container, int64_t tail_lines,
+                                     int64_t limit_bytes);
 
   // Streams the collection's changes to `on_event` (on this thread) until the
   // server ends the watch (OK), `on_event` returns false or options.cancel

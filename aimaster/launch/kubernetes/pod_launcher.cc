@@ -1,6 +1,7 @@
 #include "aimaster/launch/kubernetes/pod_launcher.h"
 
 #include <cmath>
+#include <fstream>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -23,6 +24,9 @@ constexpr int kKilledExitCode = 137;
 constexpr int kStoppedBeforeCreateExitCode = 143;
 constexpr int kCannotCreateExitCode = 127;
 constexpr size_t kMaxJobNameLength = 40;
+// What is kept of an ended pod's log in the job's logs directory.
+constexpr int64_t kLogTailLines = 2000;
+constexpr int64_t kLogLimitBytes = 1 << 20;
 
 std::string StringAt(const json& object, const char* a, const char* b) {
   if (!object.is_object() || !object.contains(a) || !object[a].is_object()) return "";
@@ -271,7 +275,12 @@ void PodLauncher::CreateLoop() {
       exit = a.pending_exit;
       a.pending_exit.reset();
     }
-    if (exit) Report({LauncherEvent::Kind::kExited, spec.index, spec.attempt, 0, *exit});
+    if (exit) {
+      const LauncherEvent end{LauncherEvent::Kind::kExited, spec.index, spec.attempt, 0,
+                              *exit};
+      Report(end);
+      SaveLog(name, spec.log_path, end);
+    }
     if (stop_now) DeletePod(name, *uid, GraceSeconds(options_.stop_grace));
   }
 }
@@ -325,6 +334,7 @@ void PodLauncher::OnPod(const json& pod, bool deleted) {
   const std::string name = StringAt(pod, "metadata", "name");
   const std::string uid = StringAt(pod, "metadata", "uid");
   std::optional<LauncherEvent> event;
+  std::string log_path;
   {
     absl::MutexLock lock(&mu_);
     if (deleted) {
@@ -352,8 +362,41 @@ void PodLauncher::OnPod(const json& pod, bool deleted) {
       return;
     }
     event = LauncherEvent{LauncherEvent::Kind::kExited, a.index, a.attempt, 0, *exit};
+    log_path = a.spec.log_path;
   }
   Report(*event);
+  if (!deleted) SaveLog(name, log_path, *event);
+}
+
+void PodLauncher::SaveLog(const std::string& pod, const std::string& path,
+                          const LauncherEvent& end) {
+  if (path.empty()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!save_logs_) return;
+  }
+  const nlohmann::json& containers = options_.pod_template["spec"]["containers"];
+  const std::string container =
+      containers[WorkerContainerIndex(options_.pod_template)].value("name", "");
+  absl::StatusOr<std::string> log =
+      client_->PodLog(options_.ns, pod, container, kLogTailLines, kLogLimitBytes);
+  if (!log.ok()) {
+    if (absl::IsNotFound(log.status())) return;  // deleted meanwhile
+    if (absl::IsPermissionDenied(log.status())) {
+      // Said once: the Role lacks pods/log; the job goes on without the logs.
+      absl::MutexLock lock(&mu_);
+      save_logs_ = false;
+    }
+    spdlog::warn("cannot save the log of pod {}: {}", pod,
+                 std::string(log.status().message()));
+    return;
+  }
+  std::ofstream out(path, std::ios::app | std::ios::binary);
+  out << "----- pod " << pod << " ended with exit code " << end.exit_code << " (its last "
+      << kLogTailLines << " lines at most) -----\n"
+      << *log;
+  if (!log->empty() && log->back() != '\n') out << '\n';
+  if (!out) spdlog::warn("cannot write the log of pod {} to {}", pod, path);
 }
 
 void PodLauncher::Report(const LauncherEvent& event) {

@@ -7,7 +7,9 @@
 // elasticbatch.io/job-name) reports their ends: the worker container's exit
 // code, 137 for a pod evicted or deleted before it ended. Stop deletes the
 // pod with the stop grace as its grace period (the kubelet sends SIGTERM, then
-// SIGKILL). Variables named in `secret_env` (the job token) go into a Secret
+// SIGKILL). The tail of each ended pod's log is appended to the attempt's
+// LaunchSpec::log_path, since the pods go at the end. Variables named in `secret_env`
+// (the job token) go into a Secret
 // `<job>-worker-env` and reach pods through secretKeyRef, never in a pod spec.
 //
 // Adoption: a pod of the same name already there (the master restarted in
@@ -69,6 +71,16 @@ struct PodLauncherOptions {
   std::optional<absl::Duration> cleanup_timeout = std::nullopt;
 };
 
+// Every API call PodLauncher makes, as the Role rules it needs in its
+// namespace (core API group): resource -> verbs, sorted.
+// deploy/kubernetes/rbac.yaml grants exactly these; tests check both the file
+// and the calls against this table.
+inline const std::map<std::string, std::vector<std::string>> kPodLauncherRbacRules = {
+    {"pods", {"create", "delete", "get", "list", "watch"}},
+    {"pods/log", {"get"}},
+    {"secrets", {"create", "delete", "patch"}},
+};
+
 // INVALID_ARGUMENT unless `name` can prefix our pod names.
 absl::Status CheckJobNameForPods(const std::string& name);
 
@@ -125,6 +137,9 @@ class PodLauncher final : public aimaster::Launcher {
   // Marks the attempt ended and reports it (outside the lock).
   void Report(const aimaster::LauncherEvent& event);
   void DeletePod(const std::string& name, const std::string& uid, int64_t grace_seconds);
+  // Appends the tail of an ended pod's log to the attempt's log file.
+  void SaveLog(const std::string& pod, const std::string& path,
+               const aimaster::LauncherEvent& end);
 
   KubeClient* const client_;
   const PodLauncherOptions options_;
@@ -143,6 +158,8 @@ class PodLauncher final : public aimaster::Launcher {
   std::set<std::string> deleted_uids_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool cleaned_up_ ABSL_GUARDED_BY(mu_) = false;
+  // Off once the Role turned out not to allow reading pod logs.
+  bool save_logs_ ABSL_GUARDED_BY(mu_) = true;
   absl::Mutex report_mu_;  // one event at a time, in order
 };
 

@@ -5,7 +5,11 @@
 // stops early without waiting for pods that never start, and no pod (nor the
 // token Secret) outlives the job. Every case checks each input record
 // appears exactly once.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -16,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "aimaster/launch/kubernetes/pod_launcher.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -24,6 +29,7 @@
 #include "tests/aimaster/launch/kubernetes/fake_kubelet.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_files.h"
+#include "tests/testing/wait.h"
 
 namespace elasticbatch {
 namespace {
@@ -36,6 +42,23 @@ const std::string kWorker = std::string(EB_BIN_DIR) + "/ebatch-worker";
 constexpr char kPodsPath[] = "/api/v1/namespaces/batch/pods";
 constexpr char kSecretsPath[] = "/api/v1/namespaces/batch/secrets";
 constexpr char kApiToken[] = "api-token-for-the-master";
+
+// A loopback port free right now (the kernel picks it; a clash with another
+// process binding it before the master does is possible but unlikely).
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  if (fd >= 0) close(fd);
+  return port;
+}
 
 class RunKubernetesTest : public ::testing::Test {
  protected:
@@ -101,6 +124,35 @@ class RunKubernetesTest : public ::testing::Test {
 
   testing::ProcessResult Run(std::vector<std::string> flags, const std::string& command,
                              bool with_defaults = true) {
+    testing::ProcessResult r =
+        testing::RunProcess(Argv(std::move(flags), command, with_defaults),
+                            absl::Seconds(240), ProcessOptions());
+    ReadSummary();
+    return r;
+  }
+
+  static testing::SubprocessOptions ProcessOptions() {
+    testing::SubprocessOptions options;
+    options.unset_env = {"ELASTICBATCH_CONFIG",
+                         "ElASTICBATCH_CONFIG",
+                         "KUBECONFIG",
+                         "POD_IP",
+                         "POD_NAME",
+                         "POD_UID",
+                         "KUBERNETES_SERVICE_HOST"};
+    return options;
+  }
+
+  void ReadSummary() {
+    summary_.Clear();
+    const std::string text = testing::ReadFileOrEmpty(job() + "/summary.json");
+    if (!text.empty()) {
+      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(text, &summary_).ok());
+    }
+  }
+
+  std::vector<std::string> Argv(std::vector<std::string> flags,
+                                const std::string& command, bool with_defaults = true) {
     std::vector<std::string> argv = {kAimaster, "run"};
     if (with_defaults) {
       argv.insert(argv.end(),
@@ -116,21 +168,16 @@ class RunKubernetesTest : public ::testing::Test {
       argv.push_back("--");
       argv.push_back(command);
     }
-    testing::SubprocessOptions options;
-    options.unset_env = {"ELASTICBATCH_CONFIG",
-                         "ElASTICBATCH_CONFIG",
-                         "KUBECONFIG",
-                         "POD_IP",
-                         "POD_NAME",
-                         "POD_UID",
-                         "KUBERNETES_SERVICE_HOST"};
-    testing::ProcessResult r = testing::RunProcess(argv, absl::Seconds(240), options);
-    summary_.Clear();
-    const std::string text = testing::ReadFileOrEmpty(job() + "/summary.json");
-    if (!text.empty()) {
-      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(text, &summary_).ok());
+    return argv;
+  }
+
+  int PartFiles() const {
+    int n = 0;
+    if (!std::filesystem::exists(out())) return 0;
+    for (const auto& e : std::filesystem::directory_iterator(out())) {
+      n += absl::StartsWith(e.path().filename().string(), "part-") ? 1 : 0;
     }
-    return r;
+    return n;
   }
 
   const google::protobuf::Struct& WorkerSummary(int index) const {
@@ -174,8 +221,32 @@ class RunKubernetesTest : public ::testing::Test {
     for (const auto& [shard, n] : per_shard) EXPECT_EQ(n, 1) << shard;
   }
 
-  // Nothing of the job is left in the cluster, nor running on the node.
+  // Nothing of the job is left in the cluster, nor running on the node; and
+  // nothing called the API beyond what the Role in deploy/ grants (the
+  // kubelet's calls, list and watch pods, are among them).
   void ExpectNothingLeft() {
+    for (const testing::FakeRequest& r : server_->Requests()) {
+      const std::vector<std::string> parts =
+          absl::StrSplit(r.path, '/', absl::SkipEmpty());
+      // api v1 namespaces NS PLURAL [NAME]
+      ASSERT_GE(parts.size(), 5u) << r.path;
+      const std::string resource =
+          parts.size() == 7 && parts[6] == "log" ? "pods/log" : parts[4];
+      const bool object = parts.size() > 5;
+      std::string verb;
+      if (r.method == "GET") {
+        verb = object ? "get" : absl::StrContains(r.query, "watch=") ? "watch" : "list";
+      } else if (r.method == "POST") {
+        verb = "create";
+      } else if (r.method == "PATCH") {
+        verb = "patch";
+      } else if (r.method == "DELETE") {
+        verb = "delete";
+      }
+      const auto rule = kube::kPodLauncherRbacRules.find(resource);
+      ASSERT_NE(rule, kube::kPodLauncherRbacRules.end()) << r.method << " " << r.path;
+      EXPECT_THAT(rule->second, ::testing::Contains(verb)) << r.method << " " << r.path;
+    }
     EXPECT_TRUE(server_->List(kPodsPath).empty());
     EXPECT_TRUE(server_->List(kSecretsPath).empty());
     EXPECT_EQ(kubelet_->running(), 0);
@@ -234,6 +305,14 @@ TEST_F(RunKubernetesTest, AWorkerKilledMidShardIsRestartedAsANewPod) {
   }
   EXPECT_EQ(killed_pods, 1);
   EXPECT_EQ(PodsRun().size(), 3u);
+  // The pods are gone, their logs' tails are in the job directory.
+  int logs_with_the_kill = 0;
+  for (const auto& e : std::filesystem::directory_iterator(job() + "/logs")) {
+    const std::string log = testing::ReadFileOrEmpty(e.path().string());
+    EXPECT_THAT(log, HasSubstr("----- pod scoring-worker-")) << e.path();
+    logs_with_the_kill += absl::StrContains(log, "ended with exit code 137") ? 1 : 0;
+  }
+  EXPECT_EQ(logs_with_the_kill, 1);
   ExpectEveryRecordExactlyOnce();
   ExpectNothingLeft();
 }
@@ -277,6 +356,32 @@ TEST_F(RunKubernetesTest, EarlyStopDeletesPodsThatNeverStartedAndExitsZero) {
   }
   EXPECT_EQ(PodsRun(),
             (std::set<std::string>{"scoring-worker-0-0", "scoring-worker-1-0"}));
+  ExpectEveryRecordExactlyOnce();
+  ExpectNothingLeft();
+}
+
+TEST_F(RunKubernetesTest, ARestartedMasterAdoptsTheRunningPodsAndFinishesTheJob) {
+  StartCluster();
+  // A port both masters use: the pods know the master by its address.
+  const int port = FreePort();
+  const std::vector<std::string> flags = {"--workers=2", absl::StrCat("--port=", port)};
+  const std::string cmd = Script("", "sleep 1; cat");
+  auto first = testing::Subprocess::Start(Argv(flags, cmd), ProcessOptions());
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(testing::WaitUntil(absl::Now() + absl::Seconds(120),
+                                 [&] { return PartFiles() >= 1; }));
+  (*first)->Signal(SIGKILL);
+  ASSERT_TRUE((*first)->Wait(absl::Seconds(60)).ok());
+  ASSERT_LT(PartFiles(), 8) << "the job ended before the master was killed";
+  EXPECT_EQ(kubelet_->running(), 2);  // the workers outlive the master
+
+  auto r = Run(flags, cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("adopting pod scoring-worker-0-0"));
+  // The same two pods did the whole job: none was replaced.
+  EXPECT_EQ(PodsRun(),
+            (std::set<std::string>{"scoring-worker-0-0", "scoring-worker-1-0"}));
+  EXPECT_EQ(kubelet_->Runs().size(), 2u);
   ExpectEveryRecordExactlyOnce();
   ExpectNothingLeft();
 }

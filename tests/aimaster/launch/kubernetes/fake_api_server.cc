@@ -556,12 +556,19 @@ bool FakeApiServer::Handle(Connection* connection, const std::string& method,
     size_t ns_at = 0;
     if (parts.size() >= 5 && parts[0] == "api") ns_at = 2;
     if (parts.size() >= 6 && parts[0] == "apis") ns_at = 3;
-    if (ns_at == 0 || parts[ns_at] != "namespaces" || parts.size() > ns_at + 4) {
+    // A pod's log: /api/v1/namespaces/NS/pods/NAME/log.
+    if (ns_at == 2 && parts.size() == 7 && parts[2] == "namespaces" &&
+        parts[4] == "pods" && parts[6] == "log" && method == "GET") {
+      response = PodLog(absl::StrCat("/api/v1/namespaces/", parts[3], "/pods"), parts[3],
+                        parts[5], params);
+      handled = true;
+      ns_at = 0;  // routed
+    } else if (ns_at == 0 || parts[ns_at] != "namespaces" || parts.size() > ns_at + 4) {
       response.status = 404;
       response.body = StatusObject(404, "NotFound",
                                    "the server could not find the requested resource");
       handled = true;
-    } else {
+    } else if (ns_at != 0) {
       collection =
           absl::StrCat("/", absl::StrJoin(parts.begin(), parts.begin() + ns_at + 3, "/"));
       if (parts.size() == ns_at + 4) name = parts[ns_at + 3];
@@ -584,10 +591,11 @@ bool FakeApiServer::Handle(Connection* connection, const std::string& method,
     absl::MutexLock lock(&mu_);
     requests_[request_index].status = response.status;
   }
-  const std::string payload = response.body.dump();
+  const std::string payload = response.text ? *response.text : response.body.dump();
   std::string head = absl::StrCat(
       "HTTP/1.1 ", response.status, " ", ReasonPhrase(response.status),
-      "\r\nContent-Type: application/json\r\nContent-Length: ", payload.size(), "\r\n");
+      "\r\nContent-Type: ", response.text ? "text/plain" : "application/json",
+      "\r\nContent-Length: ", payload.size(), "\r\n");
   if (!response.retry_after.empty()) {
     absl::StrAppend(&head, "Retry-After: ", response.retry_after, "\r\n");
   }
@@ -748,6 +756,54 @@ FakeApiServer::Response FakeApiServer::HandleObjectRequest(
     return r;
   }
   return fail(405, absl::StrCat("method ", method, " is not supported here"));
+}
+
+void FakeApiServer::SetPodLogSource(std::function<std::optional<std::string>(
+                                        const std::string& ns, const std::string& pod)>
+                                        source) {
+  absl::MutexLock lock(&mu_);
+  pod_log_source_ = std::move(source);
+}
+
+FakeApiServer::Response FakeApiServer::PodLog(
+    const std::string& collection, const std::string& ns, const std::string& name,
+    const std::map<std::string, std::string>& params) {
+  Response r;
+  std::function<std::optional<std::string>(const std::string&, const std::string&)>
+      source;
+  {
+    absl::MutexLock lock(&mu_);
+    const Collection& pods = collections_[collection];
+    if (pods.objects.count(name) == 0) {
+      r.status = 404;
+      r.body =
+          StatusObject(404, "NotFound", absl::StrCat("pods \"", name, "\" not found"));
+      return r;
+    }
+    source = pod_log_source_;
+  }
+  std::string text = source ? source(ns, name).value_or("") : "";
+  // tailLines first, then limitBytes, as the API server applies them.
+  int64_t tail = -1, limit = -1;
+  if (const auto it = params.find("tailLines"); it != params.end()) {
+    (void)absl::SimpleAtoi(it->second, &tail);
+  }
+  if (const auto it = params.find("limitBytes"); it != params.end()) {
+    (void)absl::SimpleAtoi(it->second, &limit);
+  }
+  if (tail >= 0) {
+    size_t at = text.size();
+    if (at > 0 && text.back() == '\n') --at;
+    for (int64_t lines = 0; at > 0; --at) {
+      if (text[at - 1] == '\n' && ++lines == tail) break;
+    }
+    text = text.substr(at);
+  }
+  if (limit >= 0 && static_cast<int64_t>(text.size()) > limit) {
+    text.resize(static_cast<size_t>(limit));
+  }
+  r.text = std::move(text);
+  return r;
 }
 
 json FakeApiServer::CreateLocked(const std::string& collection, json object) {

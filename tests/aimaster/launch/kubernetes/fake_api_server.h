@@ -138,6 +138,11 @@ class FakeApiServer {
   bool Mutate(const std::string& collection, const std::string& name,
               const std::function<void(nlohmann::json&)>& change);
   bool Remove(const std::string& collection, const std::string& name);
+  // What GET .../pods/NAME/log answers for an existing pod (the kubelet's log
+  // file, say), with tailLines and limitBytes applied; unset or nullopt: "".
+  void SetPodLogSource(std::function<std::optional<std::string>(const std::string& ns,
+                                                                const std::string& pod)>
+                           source);
 
  private:
   struct Connection;
@@ -158,6 +163,8 @@ class FakeApiServer {
     int status = 200;
     nlohmann::json body;
     std::string retry_after;
+    // A text/plain answer (a log) instead of `body`.
+    std::optional<std::string> text;
   };
   struct Collection {
     std::map<std::string, nlohmann::json> objects;
@@ -173,6 +180,9 @@ class FakeApiServer {
                                const std::string& name, const std::string& query,
                                const std::map<std::string, std::string>& headers,
                                const std::string& body);
+  Response PodLog(const std::string& collection, const std::string& ns,
+                  const std::string& name,
+                  const std::map<std::string, std::string>& params);
   // Streams a watch; false when the connection must close.
   bool ServeWatch(Connection* connection, const std::string& collection,
                   const std::map<std::string, std::string>& query);
@@ -203,6 +213,8 @@ class FakeApiServer {
   int open_watches_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Injected> injected_ ABSL_GUARDED_BY(mu_);
   std::vector<FakeRequest> requests_ ABSL_GUARDED_BY(mu_);
+  std::function<std::optional<std::string>(const std::string&, const std::string&)>
+      pod_log_source_ ABSL_GUARDED_BY(mu_);
 };
 
 // RFC 7386: `patch` merged into `target`.

@@ -1,5 +1,8 @@
 #include "tests/aimaster/launch/kubernetes/fake_kubelet.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -31,6 +34,13 @@ const json& Field(const json& object, const char* key) {
 
 std::string ShellQuote(const std::string& word) {
   return absl::StrCat("'", absl::StrReplaceAll(word, {{"'", "'\\''"}}), "'");
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 std::string Now() {
@@ -74,6 +84,11 @@ absl::Status FakeKubelet::Start() {
   informer_ = std::make_unique<kube::Informer>(client_.get(), informer_options,
                                                std::move(handlers));
   informer_->Start();
+  // `kubectl logs`: what the container wrote.
+  server_->SetPodLogSource(
+      [dir = options_.log_dir](const std::string&, const std::string& pod) {
+        return std::optional<std::string>(ReadFile(absl::StrCat(dir, "/", pod, ".log")));
+      });
   timer_ = std::thread([this] { TimerLoop(); });
   return absl::OkStatus();
 }
