@@ -59,7 +59,7 @@ ABSL_FLAG(std::string, namespace, "",
           "run --launcher kubernetes: the namespace of the worker pods (default: the "
           "kubeconfig's, or the pod's own)");
 ABSL_FLAG(std::string, kubeconfig, "",
-          "run --launcher kubernetes: the cluster's kubeconfig (default: $KUBECONFIG, "
+          "run --launcher kubernetes, serve --kubedl: the cluster's kubeconfig (default: $KUBECONFIG, "
           "else the pod's service account)");
 ABSL_FLAG(std::string, advertise_host, "",
           "run --launcher kubernetes: the host worker pods reach the master at "

@@ -1,14 +1,21 @@
 // aimaster serve: the standalone master; workers come from elsewhere.
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <optional>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "aimaster/cli/commands.h"
 #include "aimaster/cli/job_flags.h"
 #include "aimaster/cli/security_flags.h"
 #include "aimaster/job/job_config.h"
+#include "aimaster/launch/kubernetes/kube_client.h"
+#include "aimaster/launch/kubernetes/kube_config.h"
+#include "aimaster/launch/kubernetes/kubedl_master.h"
 #include "aimaster/service/master_server.h"
 #include "common/cli/signal_watcher.h"
 #include "spdlog/spdlog.h"
@@ -22,6 +29,12 @@ ABSL_FLAG(
 ABSL_FLAG(
     absl::Duration, end_grace, absl::Seconds(10),
     "After the job ends, keep answering END this long for workers still to hear it");
+
+ABSL_FLAG(bool, kubedl, false,
+          "serve: KubeDL mode: create the Service <JOB_NAME>-aimaster and open KubeDL's "
+          "gate (aimaster: ready) once listening (default: on when KubeDL's "
+          "JOB_TYPE=ELASTICBATCH is set)");
+ABSL_DECLARE_FLAG(std::string, kubeconfig);
 
 namespace elasticbatch::aimaster {
 
@@ -51,6 +64,27 @@ int ServeCommand(const cli::ParsedCommandLine& args) {
   // Before the input scan, which may take long: a refusal comes at once.
   if (absl::Status s = ApplyServeSecurityFlags(&options); !s.ok()) {
     return cli::ReportUsageError("aimaster", s);
+  }
+
+  // KubeDL mode: checked before the input scan too.
+  absl::StatusOr<std::optional<kube::KubeDLJob>> kubedl_job =
+      kube::KubeDLJobFromEnvironment([](const char* name) { return std::getenv(name); });
+  if (!kubedl_job.ok()) return cli::ReportUsageError("aimaster", kubedl_job.status());
+  if (absl::GetFlag(FLAGS_kubedl) && !kubedl_job->has_value()) {
+    return cli::ReportUsageError(
+        "aimaster", absl::InvalidArgumentError(
+                        "--kubedl needs KubeDL's environment on the AIMaster pod: "
+                        "JOB_TYPE=ELASTICBATCH, JOB_NAME and NAMESPACE"));
+  }
+  std::unique_ptr<kube::KubeClient> kube_client;
+  if (kubedl_job->has_value()) {
+    absl::StatusOr<kube::KubeConfig> kube_config =
+        kube::ResolveKubeConfig(absl::GetFlag(FLAGS_kubeconfig));
+    if (!kube_config.ok()) return cli::ReportUsageError("aimaster", kube_config.status());
+    absl::StatusOr<std::unique_ptr<kube::KubeClient>> client =
+        kube::KubeClient::Create(*std::move(kube_config));
+    if (!client.ok()) return cli::ReportUsageError("aimaster", client.status());
+    kube_client = *std::move(client);
   }
 
   RealClock clock;
@@ -86,6 +120,20 @@ int ServeCommand(const cli::ParsedCommandLine& args) {
   // The handler must not outlive the server it points at.
   absl::Cleanup forget_server = [&] { signals.OnSignal(nullptr); };
   std::cout << "listening on " << (*server)->address() << std::endl;
+  if (kube_client != nullptr) {
+    // Workers find the master through the Service; KubeDL creates them once
+    // the gate is open.
+    const kube::KubeDLJob& kubedl = **kubedl_job;
+    absl::StatusOr<kube::KubeDLAnnouncement> announced =
+        kube::AnnounceMaster(kube_client.get(), kubedl, (*server)->port());
+    if (!announced.ok()) {
+      (*server)->Shutdown();
+      return cli::ReportUsageError("aimaster", announced.status());
+    }
+    spdlog::info("KubeDL job {}/{}: Service {} {}; gate aimaster=ready {}", kubedl.ns,
+                 kubedl.name, kube::MasterServiceName(kubedl.name), announced->service,
+                 announced->gate_opened ? "opened" : "was already open");
+  }
 
   const JobProgress start = job->coordinator->Progress();
   spdlog::info("job {}: {} shards of {} ({}), {} already committed, {} quarantined{}",

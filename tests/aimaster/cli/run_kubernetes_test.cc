@@ -5,11 +5,7 @@
 // stops early without waiting for pods that never start, and no pod (nor the
 // token Secret) outlives the job. Every case checks each input record
 // appears exactly once.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -27,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "tests/aimaster/launch/kubernetes/fake_api_server.h"
 #include "tests/aimaster/launch/kubernetes/fake_kubelet.h"
+#include "tests/testing/ports.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_files.h"
 #include "tests/testing/wait.h"
@@ -42,23 +39,6 @@ const std::string kWorker = std::string(EB_BIN_DIR) + "/ebatch-worker";
 constexpr char kPodsPath[] = "/api/v1/namespaces/batch/pods";
 constexpr char kSecretsPath[] = "/api/v1/namespaces/batch/secrets";
 constexpr char kApiToken[] = "api-token-for-the-master";
-
-// A loopback port free right now (the kernel picks it; a clash with another
-// process binding it before the master does is possible but unlikely).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  if (fd >= 0) close(fd);
-  return port;
-}
 
 class RunKubernetesTest : public ::testing::Test {
  protected:
@@ -363,7 +343,7 @@ TEST_F(RunKubernetesTest, EarlyStopDeletesPodsThatNeverStartedAndExitsZero) {
 TEST_F(RunKubernetesTest, ARestartedMasterAdoptsTheRunningPodsAndFinishesTheJob) {
   StartCluster();
   // A port both masters use: the pods know the master by its address.
-  const int port = FreePort();
+  const int port = testing::FreeLoopbackPort();
   const std::vector<std::string> flags = {"--workers=2", absl::StrCat("--port=", port)};
   const std::string cmd = Script("", "sleep 1; cat");
   auto first = testing::Subprocess::Start(Argv(flags, cmd), ProcessOptions());

@@ -1,17 +1,19 @@
 // deploy/elasticbatchjob.yaml against the names KubeDL's controller uses
 // (kubedl_names.h) and our own contract: it parses, the job is the resource
-// KubeDL watches, and every name the deployment depends on (the gate
-// annotation, the container and port names, the Service's selector, the
+// KubeDL watches, and every name the deployment depends on (the container and
+// port names, the Service the master creates, the Role's rules, the
 // environment of the workers, the token and TLS files) is the one the code
 // and KubeDL use, so the manifest cannot drift from either.
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "aimaster/launch/kubernetes/kubedl_master.h"
 #include "aimaster/launch/kubernetes/kubedl_names.h"
 #include "common/rpc/client_channel.h"
 #include "elasticbatch/environment_contract.h"
@@ -87,10 +89,13 @@ class DeployManifestTest : public ::testing::Test {
     for (const YAML::Node& d : docs_) {
       const std::string kind = d["kind"].as<std::string>();
       if (kind == S(kubedl::kKind)) job_ = d;
-      if (kind == "Service") service_ = d;
+      if (kind == "Role") role_ = d;
+      if (kind == "RoleBinding") binding_ = d;
+      if (kind == "ServiceAccount") account_ = d;
+      EXPECT_NE(kind, "Service") << "the master creates its Service itself";
     }
     ASSERT_TRUE(job_) << "no " << kubedl::kKind << " in " << kManifest;
-    ASSERT_TRUE(service_) << "no Service in " << kManifest;
+    ASSERT_TRUE(role_ && binding_ && account_) << "RBAC missing in " << kManifest;
     specs_ = job_["spec"][S(kubedl::kReplicaSpecsField)];
     ASSERT_TRUE(specs_[S(kubedl::kAimasterReplica)]) << "the AIMaster key must be exact";
     ASSERT_TRUE(specs_[S(kubedl::kWorkerReplica)]);
@@ -102,23 +107,29 @@ class DeployManifestTest : public ::testing::Test {
   }
 
   std::vector<YAML::Node> docs_;
-  YAML::Node job_, service_, specs_, master_, worker_;
+  YAML::Node job_, role_, binding_, account_, specs_, master_, worker_;
 };
 
-TEST_F(DeployManifestTest, TheJobIsWhatKubeDlWatchesAndPassesItsGate) {
+TEST_F(DeployManifestTest, TheJobIsWhatKubeDlWatchesAndTheMasterOpensItsGate) {
   EXPECT_EQ(job_["apiVersion"].as<std::string>(), S(kubedl::kApiVersion));
-  EXPECT_EQ(job_["metadata"]["annotations"][S(kubedl::kAimasterGateAnnotation)]
-                .as<std::string>(),
-            S(kubedl::kAimasterGateReady));
+  // The master sets the gate once it can serve; set here, KubeDL would start
+  // workers before the master's Service exists.
+  EXPECT_FALSE(job_["metadata"]["annotations"] &&
+               job_["metadata"]["annotations"][S(kubedl::kAimasterGateAnnotation)]);
   // KubeDL's own failover stays on until the master can ask for restarts.
-  EXPECT_FALSE(job_["metadata"]["annotations"][S(kubedl::kErrorMonitoringAnnotation)]);
+  EXPECT_FALSE(job_["metadata"]["annotations"] &&
+               job_["metadata"]["annotations"][S(kubedl::kErrorMonitoringAnnotation)]);
   EXPECT_EQ(job_["spec"]["cleanPodPolicy"].as<std::string>(),
             S(kubedl::kCleanPodPolicyAll));
   EXPECT_EQ(specs_[S(kubedl::kWorkerReplica)]["restartPolicy"].as<std::string>(),
             S(kubedl::kRestartPolicyExitCode));
+  // A master restarted in place resumes from its journal on the volume.
+  EXPECT_EQ(specs_[S(kubedl::kAimasterReplica)]["restartPolicy"].as<std::string>(),
+            "OnFailure");
+  EXPECT_TRUE(Mounted(Mounts(master_), Arg(master_, "state-dir") + "/x"));
 }
 
-TEST_F(DeployManifestTest, TheServiceReachesTheMastersPortAndIsNotKubeDlsToAdopt) {
+TEST_F(DeployManifestTest, WorkersDialTheServiceTheMasterCreatesOnKubeDlsPort) {
   bool named_port = false;
   int port = 0;
   for (const YAML::Node& p : master_["ports"]) {
@@ -130,24 +141,34 @@ TEST_F(DeployManifestTest, TheServiceReachesTheMastersPortAndIsNotKubeDlsToAdopt
   ASSERT_TRUE(named_port) << "KubeDL adds a second port unless one is named "
                           << kubedl::kPortName;
   EXPECT_EQ(Arg(master_, "port"), absl::StrCat(port));
+  EXPECT_EQ(Env(worker_)[kAimasterAddrVar],
+            absl::StrCat(MasterServiceName(job_["metadata"]["name"].as<std::string>()),
+                         ":", kubedl::kDefaultPort));
+}
 
-  const YAML::Node selector = service_["spec"]["selector"];
-  EXPECT_EQ(selector[S(kubedl::kGroupNameLabel)].as<std::string>(), S(kubedl::kGroup));
-  EXPECT_EQ(selector[S(kubedl::kJobNameLabel)].as<std::string>(),
-            job_["metadata"]["name"].as<std::string>());
-  EXPECT_EQ(selector[S(kubedl::kReplicaTypeLabel)].as<std::string>(),
-            S(kubedl::kAimasterLabelValue));
-  const YAML::Node labels = service_["metadata"]["labels"];
-  EXPECT_FALSE(labels[S(kubedl::kGroupNameLabel)] && labels[S(kubedl::kJobNameLabel)])
-      << "KubeDL adopts a Service labelled with both";
-  EXPECT_EQ(service_["spec"]["ports"][0]["targetPort"].as<std::string>(),
-            S(kubedl::kPortName));
-
-  // Workers dial the Service on its port.
-  const std::string addr = Env(worker_)[kAimasterAddrVar];
-  const int service_port = service_["spec"]["ports"][0]["port"].as<int>();
-  EXPECT_EQ(addr, absl::StrCat(service_["metadata"]["name"].as<std::string>(), ":",
-                               service_port));
+TEST_F(DeployManifestTest, TheMastersRoleGrantsExactlyWhatKubeDlModeCalls) {
+  std::map<std::string, std::vector<std::string>> granted;
+  for (const YAML::Node& rule : role_["rules"]) {
+    std::vector<std::string> verbs;
+    for (const YAML::Node& v : rule["verbs"]) verbs.push_back(v.as<std::string>());
+    std::sort(verbs.begin(), verbs.end());
+    for (const YAML::Node& g : rule["apiGroups"]) {
+      for (const YAML::Node& r : rule["resources"]) {
+        granted[g.as<std::string>() + "/" + r.as<std::string>()] = verbs;
+      }
+    }
+  }
+  EXPECT_EQ(granted, kKubeDLMasterRbacRules);
+  const std::string account = account_["metadata"]["name"].as<std::string>();
+  EXPECT_EQ(specs_[S(kubedl::kAimasterReplica)]["template"]["spec"]["serviceAccountName"]
+                .as<std::string>(),
+            account);
+  EXPECT_EQ(binding_["subjects"][0]["name"].as<std::string>(), account);
+  EXPECT_EQ(binding_["roleRef"]["name"].as<std::string>(),
+            role_["metadata"]["name"].as<std::string>());
+  EXPECT_FALSE(specs_[S(kubedl::kWorkerReplica)]["template"]["spec"]
+                     ["automountServiceAccountToken"]
+                         .as<bool>());
 }
 
 TEST_F(DeployManifestTest, WorkersGetTheJobTokenAndTheCaButNeverTheAdminToken) {
