@@ -135,7 +135,7 @@ struct DeleteOptions {
   std::string propagation_policy = "";
   // How long a pod's containers get between SIGTERM and SIGKILL; unset: the
   // pod's own terminationGracePeriodSeconds.
-  std::optional<int64_t> grace_period_seconds;
+  std::optional<int64_t> grace_period_seconds = std::nullopt;
 };
 
 struct WatchEvent {

@@ -306,7 +306,10 @@ std::optional<int> PodExitCode(const json& pod) {
     const json* code = Find(*terminated, "exitCode");
     if (code != nullptr && code->is_number_integer()) {
       const int64_t c = code->get<int64_t>();
-      if (c >= 0 && c <= 255) return static_cast<int>(c);
+      // A failed pod whose container says 0 (a deadline, an eviction after
+      // the exit) did not finish its work as far as we know: killed.
+      if (c > 0 && c <= 255) return static_cast<int>(c);
+      if (c == 0 && phase == "Succeeded") return 0;
     }
   }
   return phase == "Succeeded" ? 0 : 137;

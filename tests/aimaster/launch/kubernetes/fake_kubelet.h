@@ -49,7 +49,7 @@ struct FakeKubeletOptions {
   std::string log_dir = "";
   // How long a pod stays Pending before its container starts; nullopt: for
   // ever (never schedulable). Default: not at all.
-  std::function<std::optional<absl::Duration>(const nlohmann::json& pod)> pending_for;
+  std::function<std::optional<absl::Duration>(const nlohmann::json& pod)> pending_for = {};
   // The bearer token the server wants, if any.
   std::string token = "";
   // The longest grace a deleted pod gets, whatever it asks for. Default: 10s.

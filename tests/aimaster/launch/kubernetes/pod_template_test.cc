@@ -177,6 +177,9 @@ TEST(PodExitCodeTest, FromTheWorkerContainerOrAsKilled) {
   EXPECT_EQ(PodEndReason(evicted), "Evicted");
   const json done = {{"status", {{"phase", "Succeeded"}}}};
   EXPECT_EQ(PodExitCode(done), 0);
+  json failed_with_zero = failed;
+  failed_with_zero["status"]["containerStatuses"][1]["state"]["terminated"]["exitCode"] = 0;
+  EXPECT_EQ(PodExitCode(failed_with_zero), 137);
   json hostile = failed;
   hostile["status"]["containerStatuses"][1]["state"]["terminated"]["exitCode"] = 100000;
   EXPECT_EQ(PodExitCode(hostile), 137);
