@@ -3,10 +3,19 @@
 // does not verify, a missing client certificate each fail at once with an
 // error that says what to check; a rotated certificate keeps being served.
 // Certificates are made at test time (openssl).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/auth/token.h"
@@ -79,6 +88,99 @@ absl::StatusOr<int> CopyAll(Worker& worker) {
   return lines;
 }
 
+// A TCP proxy on loopback that holds back the master's first bytes on each
+// connection for `delay`: a TLS handshake as slow as a loaded or distant
+// master's.
+class SlowHandshakeProxy {
+ public:
+  SlowHandshakeProxy(int target_port, absl::Duration delay)
+      : target_port_(target_port), delay_(delay) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (listen_fd_ < 0 ||
+        bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        listen(listen_fd_, 16) != 0 ||
+        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "proxy: cannot listen";
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    accept_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~SlowHandshakeProxy() {
+    stop_ = true;
+    if (accept_.joinable()) accept_.join();
+    for (std::thread& t : pumps_) t.join();
+    if (listen_fd_ >= 0) close(listen_fd_);
+  }
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  void AcceptLoop() {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      const int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      const int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(target_port_));
+      if (server < 0 ||
+          connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        close(client);
+        if (server >= 0) close(server);
+        continue;
+      }
+      pumps_.emplace_back([this, client, server] { Pump(client, server); });
+    }
+  }
+  // Both directions on one thread; the master's bytes wait until `delay_`
+  // has passed since the connection was accepted.
+  void Pump(int client, int server) {
+    const absl::Time release = absl::Now() + delay_;
+    char buf[16384];
+    bool open = true;
+    while (!stop_ && open) {
+      const bool held = absl::Now() < release;
+      pollfd p[2] = {{client, POLLIN, 0},
+                     {server, static_cast<short>(held ? 0 : POLLIN), 0}};
+      if (poll(p, 2, 20) < 0) break;
+      for (int i = 0; i < 2 && open; ++i) {
+        if ((p[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+        const ssize_t n = read(p[i].fd, buf, sizeof(buf));
+        if (n <= 0) {
+          open = false;
+          break;
+        }
+        const int to = i == 0 ? server : client;
+        for (ssize_t off = 0; off < n;) {
+          const ssize_t w = write(to, buf + off, static_cast<size_t>(n - off));
+          if (w <= 0) {
+            open = false;
+            break;
+          }
+          off += w;
+        }
+      }
+    }
+    close(client);
+    close(server);
+  }
+
+  const int target_port_;
+  const absl::Duration delay_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread accept_;
+  std::vector<std::thread> pumps_;  // only the accept thread adds, before the join
+};
+
 class WorkerSecurityTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -148,6 +250,32 @@ TEST_F(WorkerSecurityTest, AWorkerTrustingTheJobCaCompletesAJobOverTls) {
   absl::StatusOr<int> lines = CopyAll(**worker);
   ASSERT_TRUE(lines.ok()) << lines.status();
   EXPECT_EQ(*lines, 80);
+  EXPECT_EQ(master.coordinator().Progress().state, JobState::kSucceeded);
+}
+
+// Every connection attempt must get the time a handshake needs, however
+// short the reconnect backoff: with gRPC's shortest connect timeout set as
+// low as the backoff, a master whose handshake takes longer than the
+// longest backoff (5s) was never reached.
+TEST_F(WorkerSecurityTest, AMasterSlowToShakeHandsIsStillReached) {
+  MasterServerOptions server = Tls();
+  server.worker_token = auth::GenerateToken();
+  MasterFixture master(Lines(1, 20), 300, FastOptions(), absl::Milliseconds(20), server);
+  const int master_port =
+      std::stoi(master.target().substr(master.target().rfind(':') + 1));
+  SlowHandshakeProxy proxy(master_port, absl::Seconds(6));
+  WorkerOptions o = Options(master);
+  o.master_address = proxy.target();
+  o.token = server.worker_token;
+  o.tls_ca_file = ca_->cert_file();
+  o.max_backoff = absl::Seconds(5);
+  o.rpc_timeout = absl::Seconds(30);
+  o.master_lost_timeout = absl::Seconds(90);  // fails rather than hangs if unreachable
+  absl::StatusOr<std::unique_ptr<Worker>> worker = Worker::Create(o);
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  absl::StatusOr<int> lines = CopyAll(**worker);
+  ASSERT_TRUE(lines.ok()) << lines.status();
+  EXPECT_EQ(*lines, 20);
   EXPECT_EQ(master.coordinator().Progress().state, JobState::kSucceeded);
 }
 

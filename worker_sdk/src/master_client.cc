@@ -93,9 +93,13 @@ absl::StatusOr<std::unique_ptr<MasterClient>> NewGrpcMasterClient(
     const std::string& address, const rpc::ClientSecurity& security,
     absl::Duration max_reconnect_backoff) {
   grpc::ChannelArguments args;
-  // Reconnect quickly to a restarted master; the worker's own backoff paces retries.
+  // Reconnect quickly to a restarted master; the worker's own backoff paces
+  // retries. GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is left alone: gRPC uses it as
+  // the shortest time a connection attempt (TCP connect and TLS handshake) is
+  // given, 20s by default. Set low, a master slow to shake hands (loaded by
+  // thousands of workers connecting at once, or far away) is never reached:
+  // every attempt is cut off before its handshake completes.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(max_reconnect_backoff)));
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
